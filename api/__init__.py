@@ -1,0 +1,1 @@
+"""HTTP surface of Headrace: the Quart app factory, routes, middleware and CLI."""

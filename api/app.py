@@ -1,0 +1,76 @@
+"""`create_app(settings)`: wire settings, storage and connectors into one Quart app."""
+
+from __future__ import annotations
+
+from quart import Quart, Response, redirect, send_from_directory
+from quart_schema import hide
+
+import ui
+from api import health
+from api.errors import register_error_handlers
+from api.middleware import install_request_context
+from api.openapi import init_openapi
+from api.state import AppState
+from connectors.state.redis import connect as connect_redis
+from engine.logs import get_logger
+from engine.settings import Settings
+from engine.store import Database, ResourceStore
+from engine.store.migrate import require_current_schema, upgrade
+
+log = get_logger("headrace.app")
+
+
+def create_app(settings: Settings | None = None, *, serve_ui: bool | None = None) -> Quart:
+    settings = settings or Settings()
+    serve_ui = settings.serve_ui if serve_ui is None else serve_ui
+
+    app = Quart("headrace", static_folder=None)
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        PROPAGATE_EXCEPTIONS=False,
+    )
+
+    if settings.is_sqlite and settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url)
+    state = AppState(settings=settings, db=db, resources=ResourceStore(db))
+    app.extensions["headrace"] = state
+
+    register_error_handlers(app)
+    install_request_context(app, access_log_enabled=settings.access_log)
+    init_openapi(app)
+    app.json.sort_keys = False  # keep fields in the order the models declare
+    app.register_blueprint(health.blueprint)
+    if serve_ui:
+        _mount_ui(app)
+
+    @app.before_serving
+    async def _open() -> None:
+        if settings.should_auto_migrate:
+            schema = await upgrade(db)
+            log.info("database migrated", url=db.display_url, revision=schema.current)
+        else:
+            await require_current_schema(db)
+        if settings.redis_url:
+            state.redis = connect_redis(settings.redis_url)
+
+    @app.after_serving
+    async def _close() -> None:
+        if state.redis is not None:
+            await state.redis.aclose()
+        await db.close()
+
+    return app
+
+
+def _mount_ui(app: Quart) -> None:
+    @app.get("/")
+    @hide
+    async def root() -> Response:
+        return redirect("/ui/")
+
+    @app.get("/ui/")
+    @app.get("/ui/<path:path>")
+    @hide
+    async def console(path: str = "index.html") -> Response:
+        return await send_from_directory(ui.STATIC_DIR, path)

@@ -1,0 +1,127 @@
+"""The `headrace` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import click
+
+import engine
+from engine.errors import ConfigurationError
+from engine.logs import configure_logging, get_logger
+from engine.settings import Settings
+
+log = get_logger("headrace.cli")
+
+
+def _settings(**overrides: object) -> Settings:
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _serve(settings: Settings, *, serve_ui: bool) -> None:
+    from api.app import create_app
+    from api.server import run
+    from engine.store import Database
+    from engine.store.migrate import require_current_schema, upgrade
+
+    # Check (or bring) the schema up to date before binding the port, so a
+    # misconfigured database fails fast with a clear message.
+    async def prepare() -> None:
+        if settings.is_sqlite and settings.database_url is None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.resolved_database_url)
+        try:
+            if settings.should_auto_migrate:
+                await upgrade(db)
+            else:
+                await require_current_schema(db)
+        finally:
+            await db.close()
+
+    try:
+        asyncio.run(prepare())
+    except ConfigurationError as exc:
+        raise click.ClickException(exc.message) from None
+    log.info(
+        "starting headrace",
+        version=engine.__version__,
+        url=f"http://{settings.host}:{settings.port}",
+        ui=serve_ui,
+    )
+    run(create_app(settings, serve_ui=serve_ui), settings.host, settings.port)
+
+
+host_option = click.option("--host", help="Interface to bind [env HEADRACE_HOST; 127.0.0.1]")
+port_option = click.option(
+    "--port", type=int, help="Port to bind [env HEADRACE_PORT; 8080]"
+)
+data_dir_option = click.option(
+    "--data-dir", type=click.Path(path_type=Path), help="Data directory [env HEADRACE_DATA_DIR]"
+)
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(engine.__version__, prog_name="headrace")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Headrace: workflow and RAG orchestration with an embedded LLM gateway.
+
+    With no command, `headrace` runs `serve`.
+    """
+    configure_logging(Settings().log_level, Settings().log_format)
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(serve)
+
+
+@cli.command()
+@host_option
+@port_option
+@data_dir_option
+def serve(host: str | None = None, port: int | None = None, data_dir: Path | None = None) -> None:
+    """Serve the API and the admin console (the default command)."""
+    _serve(_settings(host=host, port=port, data_dir=data_dir), serve_ui=True)
+
+
+@cli.command()
+@host_option
+@port_option
+@data_dir_option
+def api(host: str | None, port: int | None, data_dir: Path | None) -> None:
+    """Serve the API only, without the admin console."""
+    _serve(_settings(host=host, port=port, data_dir=data_dir), serve_ui=False)
+
+
+@cli.command()
+@click.option("--revision", default="head", show_default=True, help="Target revision")
+@data_dir_option
+def migrate(revision: str, data_dir: Path | None) -> None:
+    """Create or upgrade the database schema (HEADRACE_DATABASE_URL)."""
+    from engine.store import Database
+    from engine.store.migrate import upgrade
+
+    settings = _settings(data_dir=data_dir)
+    if settings.is_sqlite and settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    async def run() -> str:
+        db = Database(settings.resolved_database_url)
+        try:
+            current = (await upgrade(db, revision)).current
+            return f"database {db.display_url} is at revision {current}"
+        finally:
+            await db.close()
+
+    click.echo(asyncio.run(run()))
+
+
+def main() -> None:
+    try:
+        cli(prog_name="headrace")
+    except KeyboardInterrupt:  # pragma: no cover
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

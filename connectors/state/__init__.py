@@ -1,0 +1,1 @@
+"""Shared state backends: counters, locks and caches in memory or in Redis."""

@@ -1,0 +1,51 @@
+"""SQLModel tables. The Alembic scripts in `migrations/` must create exactly this
+schema; `tests/test_migrations.py` compares them on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from engine.store.types import JSONType, UTCDateTime
+
+# Stable constraint names, so migrations can refer to them on every backend.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class ResourceRow(SQLModel, table=True):
+    """The current version of an admin resource (model, chain, prompt, workflow...).
+
+    `spec` holds the resource as validated by its pydantic schema; the schema,
+    not the table, defines its fields, so adding a field needs no migration.
+    """
+
+    __tablename__ = "resources"
+
+    kind: str = Field(primary_key=True, max_length=32)
+    id: str = Field(primary_key=True, max_length=64)
+    version: int = Field(ge=1)
+    spec: dict[str, Any] = Field(sa_column=sa.Column(JSONType, nullable=False))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    updated_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+class ResourceVersionRow(SQLModel, table=True):
+    """Every version a resource ever had, the current one included."""
+
+    __tablename__ = "resource_versions"
+
+    kind: str = Field(primary_key=True, max_length=32)
+    id: str = Field(primary_key=True, max_length=64)
+    version: int = Field(primary_key=True, ge=1)
+    spec: dict[str, Any] = Field(sa_column=sa.Column(JSONType, nullable=False))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    changed_by: str | None = Field(default=None, max_length=64)

@@ -1,0 +1,82 @@
+"""Start the real `headrace` command as a subprocess and wait until it answers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.support.services import free_port
+
+
+@dataclass
+class LiveServer:
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def isolated_env(**overrides: str) -> dict[str, str]:
+    """The current environment without any HEADRACE_* setting, plus `overrides`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_")}
+    env.update(overrides)
+    return env
+
+
+@contextmanager
+def live_server(
+    data_dir: Path, *, command: str = "serve", env: dict[str, str] | None = None,
+    timeout: float = 30.0,
+) -> Iterator[LiveServer]:
+    port = free_port()
+    log_path = data_dir / f"{command or 'default'}-{port}.log"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    full_env = isolated_env(
+        HEADRACE_HOST="127.0.0.1",
+        HEADRACE_PORT=str(port),
+        HEADRACE_DATA_DIR=str(data_dir),
+        HEADRACE_LOG_FORMAT="json",
+        **(env or {}),
+    )
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", *([command] if command else [])],
+            env=full_env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    server = LiveServer(url=f"http://127.0.0.1:{port}", process=process, log_path=log_path)
+    try:
+        _wait_healthy(server, timeout)
+        yield server
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_healthy(server: LiveServer, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"headrace exited with {server.process.returncode}:\n{server.log()}")
+        try:
+            if httpx.get(f"{server.url}/health", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"headrace did not become healthy in {timeout} s:\n{server.log()}")

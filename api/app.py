@@ -6,11 +6,13 @@ from quart import Quart, Response, redirect, send_from_directory
 from quart_schema import hide
 
 import ui
-from api import health
+from api import chat, embeddings, health, models, unsupported
+from api.admin import gateway as admin_gateway
 from api.errors import register_error_handlers
 from api.middleware import install_request_context
 from api.openapi import init_openapi
 from api.state import AppState
+from api.wiring import build_gateway
 from connectors.state.redis import connect as connect_redis
 from engine.logs import get_logger
 from engine.settings import Settings
@@ -33,7 +35,10 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool | None = None
     if settings.is_sqlite and settings.database_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_database_url)
-    state = AppState(settings=settings, db=db, resources=ResourceStore(db))
+    resources = ResourceStore(db)
+    redis = connect_redis(settings.redis_url) if settings.redis_url else None
+    parts = build_gateway(settings, resources, redis)
+    state = AppState(settings=settings, db=db, resources=resources, redis=redis, parts=parts)
     app.extensions["headrace"] = state
 
     register_error_handlers(app)
@@ -41,6 +46,9 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool | None = None
     init_openapi(app)
     app.json.sort_keys = False  # keep fields in the order the models declare
     app.register_blueprint(health.blueprint)
+    for blueprint in (chat.blueprint, embeddings.blueprint, models.blueprint,
+                      unsupported.blueprint, admin_gateway.blueprint):
+        app.register_blueprint(blueprint)
     if serve_ui:
         _mount_ui(app)
 
@@ -51,11 +59,11 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool | None = None
             log.info("database migrated", url=db.display_url, revision=schema.current)
         else:
             await require_current_schema(db)
-        if settings.redis_url:
-            state.redis = connect_redis(settings.redis_url)
+        await parts.catalog.start()
 
     @app.after_serving
     async def _close() -> None:
+        await parts.aclose()
         if state.redis is not None:
             await state.redis.aclose()
         await db.close()

@@ -54,6 +54,10 @@ class ErrorResponse(BaseModel):
 
 
 def status_and_type(error: e.HeadraceError) -> tuple[int, str]:
+    if isinstance(error, e.UpstreamError) and error.status in (429, 503):
+        # The upstream's own rate limit or outage, after retries and fallbacks:
+        # pass its meaning on so clients back off the way they already know.
+        return error.status, "rate_limit_error" if error.status == 429 else "api_error"
     for cls, status, kind in _MAPPING:
         if isinstance(error, cls):
             return status, kind

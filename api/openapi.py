@@ -8,9 +8,11 @@ page loads Swagger UI from files in this package, never from a CDN.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
+import quart_schema.openapi
 from quart import Blueprint, Quart, Response
 from quart_schema import QuartSchema, hide
 from quart_schema.openapi import OpenAPIProvider
@@ -19,6 +21,11 @@ from werkzeug.routing import Rule
 import engine
 from api.errors import ErrorResponse
 from api.validation import TEXT_RESPONSE_ATTRIBUTE
+
+# quart-schema's pattern for `<converter:name>` spans two parameters in
+# `/<id>/versions/<int:version>` (its `[^:]*` crosses `>`), naming the path
+# `/{version}`; this one stops at the parameter's end.
+quart_schema.openapi.PATH_RE = re.compile(r"<(?:[^:>]*:)?([^>]+)>")
 
 _AUTH_ERRORS = {401, 403, 429}
 _ERROR_DESCRIPTIONS = {
@@ -29,6 +36,17 @@ _ERROR_DESCRIPTIONS = {
     429: "Rate limit or budget exceeded",
     500: "Internal error",
 }
+_BODY_ERRORS = {
+    409: "Conflicts with stored state (an id or alias in use, a concurrent change)",
+    413: "Request body too large",
+    415: "Content-Type is not application/json",
+}
+_UPSTREAM_ERRORS = {
+    502: "The upstream provider failed (after retries and fallbacks)",
+    503: "No deployment available (open circuits, saturated, upstream outage)",
+    504: "The upstream provider timed out",
+}
+_UPSTREAM_PATHS = ("/v1/chat/", "/v1/embeddings", "/v1/responses", "/v1/messages")
 
 _DOCS_PAGE = """<!doctype html>
 <html lang="en">
@@ -75,8 +93,8 @@ class HeadraceOpenAPI(OpenAPIProvider):
         view = self._app.view_functions[rule.endpoint]
         text_responses = getattr(view, TEXT_RESPONSE_ATTRIBUTE, {})
         ref = {"$ref": "#/components/schemas/ErrorResponse"}
-        for operations in paths.values():
-            for operation in operations.values():
+        for path, operations in paths.items():
+            for method, operation in operations.items():
                 responses = operation["responses"] = dict(operation["responses"])
                 for status, (media_type, description) in text_responses.items():
                     responses[status] = {
@@ -84,7 +102,12 @@ class HeadraceOpenAPI(OpenAPIProvider):
                         "content": {media_type: {"schema": {"type": "string"}}},
                     }
                 is_public = operation.get("security") == []
-                for status, description in _ERROR_DESCRIPTIONS.items():
+                errors = dict(_ERROR_DESCRIPTIONS)
+                if method in ("post", "put", "patch", "delete"):
+                    errors.update(_BODY_ERRORS)
+                if path.startswith(_UPSTREAM_PATHS):
+                    errors.update(_UPSTREAM_ERRORS)
+                for status, description in errors.items():
                     if is_public and status in _AUTH_ERRORS:
                         continue
                     responses.setdefault(

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from quart import current_app
 from redis.asyncio import Redis
 
 from engine.settings import Settings
 from engine.store import Database, ResourceStore
+
+if TYPE_CHECKING:
+    from api.wiring import GatewayParts
 
 
 @dataclass
@@ -17,6 +21,32 @@ class AppState:
     db: Database
     resources: ResourceStore
     redis: Redis | None = None
+    parts: GatewayParts | None = None
+
+    # The gateway's parts, by name, for the routes that use them.
+    @property
+    def gateway(self):
+        return self.parts.gateway  # type: ignore[union-attr]
+
+    @property
+    def registry(self):
+        return self.parts.registry  # type: ignore[union-attr]
+
+    @property
+    def catalog(self):
+        return self.parts.catalog  # type: ignore[union-attr]
+
+    @property
+    def secrets(self):
+        return self.parts.secrets  # type: ignore[union-attr]
+
+    @property
+    def breakers(self):
+        return self.parts.breakers  # type: ignore[union-attr]
+
+    @property
+    def router(self):
+        return self.parts.router  # type: ignore[union-attr]
 
 
 def app_state() -> AppState:

@@ -81,9 +81,13 @@ class UpstreamError(HeadraceError):
 
     default_code = "upstream_error"
 
-    def __init__(self, message: str, *, status: int | None = None, **kwargs):
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None,
+        **kwargs,
+    ):
         super().__init__(message, **kwargs)
         self.status = status
+        self.retry_after = retry_after
 
 
 class UpstreamTimeout(UpstreamError):

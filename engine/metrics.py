@@ -23,3 +23,31 @@ http_latency = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 http_in_flight = Gauge("headrace_http_requests_in_flight", "HTTP requests being handled")
+
+degraded = Gauge(
+    "headrace_degraded",
+    "1 while a shared dependency is unreachable and Headrace runs on local fallbacks",
+    ["component"],
+)
+
+upstream_requests = Counter(
+    "headrace_upstream_requests_total",
+    "Calls to upstream deployments, by outcome",
+    ["model", "deployment", "outcome"],
+)
+upstream_latency = Histogram(
+    "headrace_upstream_latency_seconds",
+    "Upstream call time (to the full response, or to the first token of a stream)",
+    ["model", "deployment"],
+    buckets=LATENCY_BUCKETS,
+)
+circuit_state = Gauge(
+    "headrace_circuit_open", "1 while a deployment's circuit is open or half-open", ["deployment"]
+)
+circuit_opened = Counter(
+    "headrace_circuit_opened_total", "Times a deployment's circuit opened", ["deployment"]
+)
+fallbacks = Counter(
+    "headrace_fallbacks_total", "Fallbacks from one chain step to the next", ["target"]
+)
+retries = Counter("headrace_retries_total", "Retried upstream attempts", ["target"])

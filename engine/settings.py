@@ -38,6 +38,19 @@ class Settings(BaseSettings):
     access_log: bool = True
     admin_api_key: SecretStr | None = None
     serve_ui: bool = True
+    # Gateway
+    catalog_refresh_s: float = Field(
+        2.0, gt=0, description="How often models, chains and prompts are re-read (replicas)"
+    )
+    secrets_ttl_s: float = Field(300.0, ge=0, description="How long a resolved secret is cached")
+    secrets_file_root: str | None = Field(
+        None, description="If set, file: references must lie under this directory"
+    )
+    vault_addr: str | None = Field(None, description="Vault/OpenBao address for vault: refs")
+    vault_token: SecretStr | None = None
+    vault_namespace: str | None = None
+    aws_region: str | None = Field(None, description="Region for aws: secret references")
+    aws_endpoint_url: str | None = Field(None, description="Secrets Manager endpoint override")
 
     @field_validator("data_dir")
     @classmethod

@@ -14,10 +14,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from engine.errors import Conflict, NotFound
 from engine.store.db import Database
-from engine.store.tables import ResourceRow, ResourceVersionRow
+from engine.store.tables import ResourceNameRow, ResourceRow, ResourceVersionRow
 from engine.store.types import utcnow
 
 
@@ -48,12 +49,22 @@ class ResourceStore:
         self.db = db
 
     async def create(
-        self, kind: str, id: str, spec: dict[str, Any], *, changed_by: str | None = None
+        self,
+        kind: str,
+        id: str,
+        spec: dict[str, Any],
+        *,
+        names: list[str] | None = None,
+        changed_by: str | None = None,
     ) -> ResourceRecord:
+        """Store a new resource. `names` (id and aliases) must be unused by any resource."""
         now = utcnow()
         row = ResourceRow(kind=kind, id=id, version=1, spec=spec, created_at=now, updated_at=now)
         try:
             async with self.db.transaction() as session:
+                if await session.get(ResourceRow, (kind, id)) is not None:
+                    raise Conflict(f"{kind} '{id}' already exists", param="id")
+                await _claim_names(session, kind, id, names)
                 session.add(row)
                 session.add(
                     ResourceVersionRow(
@@ -61,8 +72,8 @@ class ResourceStore:
                         changed_by=changed_by,
                     )
                 )
-        except IntegrityError:
-            raise Conflict(f"{kind} '{id}' already exists", param="id") from None
+        except IntegrityError:  # a concurrent create won the race
+            raise Conflict(f"{kind} '{id}' or one of its names already exists") from None
         return ResourceRecord.from_row(row)
 
     async def get(self, kind: str, id: str) -> ResourceRecord:
@@ -106,9 +117,10 @@ class ResourceStore:
         spec: dict[str, Any],
         *,
         expected_version: int | None = None,
+        names: list[str] | None = None,
         changed_by: str | None = None,
     ) -> ResourceRecord:
-        """Store `spec` as the next version.
+        """Store `spec` as the next version (and `names`, if given, as its names).
 
         With `expected_version`, the write happens only if nobody else wrote
         since that version was read (a read-merge-write of a partial update
@@ -118,6 +130,21 @@ class ResourceStore:
         condition = (col(ResourceRow.kind) == kind) & (col(ResourceRow.id) == id)
         if expected_version is not None:
             condition &= col(ResourceRow.version) == expected_version
+        try:
+            return await self._update(kind, id, spec, condition, now, names, changed_by)
+        except IntegrityError:
+            raise Conflict(f"one of the names of {kind} '{id}' was just taken") from None
+
+    async def _update(
+        self,
+        kind: str,
+        id: str,
+        spec: dict[str, Any],
+        condition: Any,
+        now: Any,
+        names: list[str] | None,
+        changed_by: str | None,
+    ) -> ResourceRecord:
         async with self.db.transaction() as session:
             result = await session.exec(
                 sa.update(ResourceRow)
@@ -135,6 +162,7 @@ class ResourceStore:
                     f"{exists.version}); read it again and retry"
                 )
             version, created_at = updated
+            await _claim_names(session, kind, id, names)
             session.add(
                 ResourceVersionRow(
                     kind=kind, id=id, version=version, spec=spec, created_at=now,
@@ -156,7 +184,14 @@ class ResourceStore:
                     (col(ResourceVersionRow.kind) == kind) & (col(ResourceVersionRow.id) == id)
                 )
             )
+            await _release_names(session, kind, id)
         return record
+
+    async def resolve_name(self, name: str) -> tuple[str, str] | None:
+        """The (kind, id) a client-facing name refers to, if any."""
+        async with self.db.session() as session:
+            row = await session.get(ResourceNameRow, name)
+        return (row.kind, row.id) if row else None
 
     async def versions(self, kind: str, id: str) -> list[VersionRecord]:
         async with self.db.session() as session:
@@ -180,3 +215,30 @@ class ResourceStore:
         if row is None:
             raise NotFound(f"{kind} '{id}' has no version {version}")
         return VersionRecord(row.version, row.spec, row.created_at, row.changed_by)
+
+
+async def _release_names(session: AsyncSession, kind: str, id: str) -> None:
+    await session.exec(
+        sa.delete(ResourceNameRow).where(
+            (col(ResourceNameRow.kind) == kind) & (col(ResourceNameRow.id) == id)
+        )
+    )
+
+
+async def _claim_names(
+    session: AsyncSession, kind: str, id: str, names: list[str] | None
+) -> None:
+    """Make `names` exactly the names of (kind, id); a name held by another is a Conflict."""
+    if names is None:
+        return
+    taken = (
+        await session.exec(select(ResourceNameRow).where(col(ResourceNameRow.name).in_(names)))
+    ).all()
+    for row in taken:
+        if (row.kind, row.id) != (kind, id):
+            raise Conflict(
+                f"name '{row.name}' is already used by {row.kind} '{row.id}'", param="aliases"
+            )
+    await _release_names(session, kind, id)
+    await session.flush()
+    session.add_all([ResourceNameRow(name=n, kind=kind, id=id) for n in dict.fromkeys(names)])

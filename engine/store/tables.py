@@ -49,3 +49,17 @@ class ResourceVersionRow(SQLModel, table=True):
     spec: dict[str, Any] = Field(sa_column=sa.Column(JSONType, nullable=False))
     created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
     changed_by: str | None = Field(default=None, max_length=64)
+
+
+class ResourceNameRow(SQLModel, table=True):
+    """Names a client may use for a resource: models' and chains' ids and aliases.
+
+    One table, one primary key, so a name is unique across models and chains and
+    `"model": "<name>"` always means exactly one thing.
+    """
+
+    __tablename__ = "resource_names"
+
+    name: str = Field(primary_key=True, max_length=128)
+    kind: str = Field(max_length=32)
+    id: str = Field(max_length=64, index=True)

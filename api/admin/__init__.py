@@ -1,0 +1,1 @@
+"""`/admin/*`: management of Headrace's resources."""

@@ -1,0 +1,1 @@
+"""Pydantic models of the public resources, validated once at the edge."""

@@ -116,6 +116,48 @@ def migrate(revision: str, data_dir: Path | None) -> None:
     click.echo(asyncio.run(run()))
 
 
+@cli.command()
+@click.option("--file", "seed_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="YAML with models, chains and prompts [the shipped demo]")
+@data_dir_option
+def seed(seed_file: Path | None, data_dir: Path | None) -> None:
+    """Load demo models, chains and prompts (or those of --file); safe to re-run."""
+    from api.wiring import build_gateway
+    from engine.demo import SEED_FILE
+    from engine.demo import seed as load_seed
+    from engine.errors import HeadraceError
+    from engine.store import Database, ResourceStore
+    from engine.store.migrate import require_current_schema, upgrade
+
+    settings = _settings(data_dir=data_dir)
+    if settings.is_sqlite and settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    async def run() -> None:
+        db = Database(settings.resolved_database_url)
+        try:
+            if settings.should_auto_migrate:
+                await upgrade(db)
+            else:
+                await require_current_schema(db)
+            parts = build_gateway(settings, ResourceStore(db), None)
+            report = await load_seed(parts.registry, seed_file or SEED_FILE)
+            await parts.aclose()
+        finally:
+            await db.close()
+        for label in report.created:
+            click.echo(f"created {label}")
+        for label in report.updated:
+            click.echo(f"updated {label}")
+        if report.unchanged:
+            click.echo(f"{len(report.unchanged)} unchanged")
+
+    try:
+        asyncio.run(run())
+    except HeadraceError as error:
+        raise click.ClickException(error.message) from None
+
+
 def main() -> None:
     try:
         cli(prog_name="headrace")

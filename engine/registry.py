@@ -103,6 +103,16 @@ class Registry:
         await self._changed()
         return record
 
+    async def replace(self, kind: Kind, spec: BaseModel, *, actor: str | None = None
+                      ) -> ResourceRecord:
+        """Store `spec` whole as the next version of an existing resource."""
+        for check in kind.checks:
+            await check(self, spec)
+        record = await self.store.update(kind.name, spec.id, dump(spec),  # type: ignore[attr-defined]
+                                         names=kind.names(spec), changed_by=actor)
+        await self._changed()
+        return record
+
     async def delete(self, kind: Kind, id: str) -> ResourceRecord:
         await self.store.get(kind.name, id)  # 404 before any other complaint
         for check in kind.delete_checks:

@@ -6,9 +6,10 @@ from quart import Quart, Response, redirect, send_from_directory
 from quart_schema import hide
 
 import ui
-from api import chat, embeddings, health, models, unsupported
+from api import chat, embeddings, health, messages, models, responses, unsupported
 from api.admin import gateway as admin_gateway
 from api.errors import register_error_handlers
+from api.jsonio import OrjsonProvider
 from api.middleware import install_request_context
 from api.openapi import init_openapi
 from api.state import AppState
@@ -44,10 +45,11 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool | None = None
     register_error_handlers(app)
     install_request_context(app, access_log_enabled=settings.access_log)
     init_openapi(app)
-    app.json.sort_keys = False  # keep fields in the order the models declare
+    app.json = OrjsonProvider(app)  # keeps fields in the order the models declare
     app.register_blueprint(health.blueprint)
     for blueprint in (chat.blueprint, embeddings.blueprint, models.blueprint,
-                      unsupported.blueprint, admin_gateway.blueprint):
+                      unsupported.blueprint, admin_gateway.blueprint,
+                      responses.blueprint, messages.blueprint):
         app.register_blueprint(blueprint)
     if serve_ui:
         _mount_ui(app)

@@ -11,6 +11,7 @@ from quart_schema import tag
 
 from api.errors import status_and_type
 from api.gateway_headers import gateway_headers
+from api.jsonio import json_response
 from api.state import app_state
 from api.validation import json_body, responds, responds_text
 from engine.errors import HeadraceError
@@ -74,4 +75,4 @@ async def chat_completions(body: ChatCompletionRequest) -> Any:
         response.timeout = None  # streams may outlive Quart's response timeout
         return response
     completion, report = await gateway.complete(body)
-    return completion, 200, gateway_headers(report)
+    return json_response(completion, headers=gateway_headers(report))

@@ -10,6 +10,7 @@ from quart import Blueprint
 from quart_schema import tag
 
 from api.gateway_headers import gateway_headers
+from api.jsonio import json_response
 from api.state import app_state
 from api.validation import json_body, responds
 from engine.schemas.chat import EmbeddingRequest
@@ -34,4 +35,4 @@ async def embeddings(body: EmbeddingRequest) -> Any:
         for item in result.get("data", []):
             if isinstance(item.get("embedding"), list):
                 item["embedding"] = to_base64(item["embedding"])
-    return result, 200, gateway_headers(report)
+    return json_response(result, headers=gateway_headers(report))

@@ -1,0 +1,45 @@
+"""JSON in and out with orjson: several times faster than the standard library,
+and datetimes come out as RFC 3339 with `Z`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+from quart import Response
+from quart.json.provider import DefaultJSONProvider
+
+OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, (set, frozenset)):
+        return list(value)
+    raise TypeError(f"cannot serialise {type(value).__name__} as JSON")
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, default=_default, option=OPTIONS)
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None
+                  ) -> Response:
+    """A finished JSON response; views on the hot path return it so no framework
+    layer converts or re-serialises the body."""
+    return Response(dumps(data), status=status, headers=headers,
+                    content_type="application/json")
+
+
+class OrjsonProvider(DefaultJSONProvider):
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        return dumps(obj).decode()
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return orjson.loads(s)
+
+    def response(self, *args: Any, **kwargs: Any) -> Response:
+        obj = self._prepare_response_obj(args, kwargs)
+        return self._app.response_class(dumps(obj), mimetype=self.mimetype)

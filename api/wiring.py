@@ -41,6 +41,7 @@ class GatewayParts:
 
     async def aclose(self) -> None:
         await self.catalog.stop()
+        await self.secrets.aclose()
         closed = set()
         for provider in self.providers.values():
             if id(provider) not in closed:

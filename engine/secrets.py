@@ -108,6 +108,13 @@ class Secrets:
             return False, f"{type(error).__name__}"
         return True, None
 
+    async def aclose(self) -> None:
+        """Close the sources that hold connections (Vault's HTTP client, AWS's client)."""
+        for source in self.sources.values():
+            close = getattr(source, "aclose", None)
+            if close is not None:
+                await close()
+
     def invalidate(self, reference: str | None = None) -> None:
         if reference is None:
             self._cache.clear()

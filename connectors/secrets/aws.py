@@ -6,6 +6,7 @@ string is the value itself.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from contextlib import AsyncExitStack
 from typing import Any
@@ -26,14 +27,19 @@ class AwsSecretsSource:
         self.description = f"AWS Secrets Manager ({region})"
         self._stack = AsyncExitStack()
         self._client: Any = None
+        self._opening = asyncio.Lock()
 
     async def _secrets_manager(self) -> Any:
-        if self._client is None:
-            self._client = await self._stack.enter_async_context(
-                get_session().create_client(
-                    "secretsmanager", region_name=self.region, endpoint_url=self.endpoint_url
+        # Creating the client may await (credentials from IMDS, SSO...): one at a time,
+        # or concurrent first fetches would each open a client.
+        async with self._opening:
+            if self._client is None:
+                self._client = await self._stack.enter_async_context(
+                    get_session().create_client(
+                        "secretsmanager", region_name=self.region,
+                        endpoint_url=self.endpoint_url,
+                    )
                 )
-            )
         return self._client
 
     async def fetch(self, path: str) -> str:
@@ -68,4 +74,5 @@ class AwsSecretsSource:
         return False
 
     async def aclose(self) -> None:
+        self._client = None
         await self._stack.aclose()

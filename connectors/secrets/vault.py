@@ -54,7 +54,12 @@ class VaultSource:
             raise SecretError(f"Vault refused access to {reference} ({response.status_code})")
         if response.status_code != 200:
             raise SecretError(f"Vault answered {response.status_code} for {reference}")
-        data = (response.json().get("data") or {}).get("data") or {}
+        try:
+            data = (response.json().get("data") or {}).get("data") or {}
+        except (ValueError, AttributeError):  # not JSON, or not a KV v2 answer
+            raise SecretError(f"Vault answered {reference} with no KV v2 secret") from None
+        if not isinstance(data, dict):
+            raise SecretError(f"Vault answered {reference} with no KV v2 secret")
         return pick_field(data, field, reference)
 
     def changed(self, path: str, fetched_at: float) -> bool:

@@ -47,9 +47,9 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool | None = None
     init_openapi(app)
     app.json = OrjsonProvider(app)  # keeps fields in the order the models declare
     app.register_blueprint(health.blueprint)
-    for blueprint in (chat.blueprint, embeddings.blueprint, models.blueprint,
-                      unsupported.blueprint, admin_gateway.blueprint,
-                      responses.blueprint, messages.blueprint):
+    for blueprint in (chat.blueprint, responses.blueprint, messages.blueprint,
+                      embeddings.blueprint, models.blueprint,
+                      unsupported.blueprint, admin_gateway.blueprint):
         app.register_blueprint(blueprint)
     if serve_ui:
         _mount_ui(app)

@@ -1,6 +1,6 @@
 """Property-based: schemathesis generates requests for every operation in the
-OpenAPI document and sends them to a live server. No input may cause a 5xx,
-and every response must match what the document says."""
+OpenAPI document and sends them to a live server. No input may cause a 5xx of
+Headrace's own, and every response must match what the document says."""
 
 from __future__ import annotations
 
@@ -8,10 +8,17 @@ import tempfile
 
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance
 
 from api.app import create_app
 from engine.settings import Settings
+
+# Generated models point at real vendors (api.openai.com...), unreachable from
+# the test machine: a gateway route then rightly answers 502/503/504 naming the
+# upstream. Those are the upstream's failures, not Headrace's.
+UPSTREAM_CODES = {"upstream_error", "upstream_timeout", "circuit_open",
+                  "deployment_saturated", "credential_unavailable"}
 
 
 def _document() -> dict:
@@ -24,6 +31,24 @@ def _document() -> dict:
 schema = schemathesis.openapi.from_dict(_document())
 
 
+def _upstream_failure(response) -> bool:
+    if response.status_code not in (502, 503, 504):
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    error = body.get("error") if isinstance(body, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return isinstance(code, str) and (code in UPSTREAM_CODES or code.startswith("upstream_"))
+
+
+@schemathesis.check
+def no_server_error_of_our_own(ctx, response, case):
+    if response.status_code >= 500 and not _upstream_failure(response):
+        raise AssertionError(f"{response.status_code} from Headrace itself: {response.text[:500]}")
+
+
 @schema.parametrize()
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_server_errors_and_documented_responses(case, live):
@@ -32,5 +57,24 @@ def test_no_server_errors_and_documented_responses(case, live):
     # schema-valid body may rightly get a 400. API keys arrive with the
     # governance issue (#4); until then the auth check would only report that.
     case.call_and_validate(
-        base_url=live.url, excluded_checks=[positive_data_acceptance, ignored_auth]
+        base_url=live.url,
+        excluded_checks=[positive_data_acceptance, ignored_auth, not_a_server_error],
+        additional_checks=[no_server_error_of_our_own],
     )
+
+
+class _Response:
+    def __init__(self, status_code: int, body: object):
+        self.status_code, self._body, self.text = status_code, body, str(body)
+
+    def json(self) -> object:
+        return self._body
+
+
+def test_only_upstream_failures_are_excused():
+    upstream = {"error": {"code": "upstream_error", "message": "x"}}
+    assert _upstream_failure(_Response(502, upstream))
+    assert _upstream_failure(_Response(503, {"error": {"code": "circuit_open"}}))
+    assert not _upstream_failure(_Response(500, upstream))
+    assert not _upstream_failure(_Response(502, {"error": {"code": "internal_error"}}))
+    assert not _upstream_failure(_Response(502, "not json"))

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from quart import Quart, Response, redirect, send_from_directory
 from quart_schema import hide
 
 import ui
 from api import chat, embeddings, health, messages, models, responses, unsupported
 from api.admin import gateway as admin_gateway
+from api.admin import keys as admin_keys
+from api.auth import install_auth
 from api.errors import register_error_handlers
 from api.jsonio import OrjsonProvider
 from api.middleware import install_request_context
 from api.openapi import init_openapi
 from api.state import AppState
-from api.wiring import build_gateway
+from api.wiring import GovernanceParts, build_gateway, build_governance
 from connectors.state.redis import connect as connect_redis
+from engine.governance.kinds import governance_kinds
+from engine.governance.pipeline import GovernedGateway
 from engine.logs import get_logger
 from engine.settings import Settings
 from engine.store import Database, ResourceStore
@@ -39,20 +45,27 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool | None = None
     resources = ResourceStore(db)
     redis = connect_redis(settings.redis_url) if settings.redis_url else None
     parts = build_gateway(settings, resources, redis)
-    state = AppState(settings=settings, db=db, resources=resources, redis=redis, parts=parts)
+    gov = build_governance(db, parts.catalog, redis)
+    parts.registry.audit = gov.audit
+    parts.registry.add_kinds(governance_kinds(gov.keys))
+    state = AppState(settings=settings, db=db, resources=resources, redis=redis, parts=parts,
+                     gov=gov, governed=GovernedGateway(parts.gateway, gov.governance))
     app.extensions["headrace"] = state
 
     register_error_handlers(app)
     install_request_context(app, access_log_enabled=settings.access_log)
+    install_auth(app)
     init_openapi(app)
     app.json = OrjsonProvider(app)  # keeps fields in the order the models declare
     app.register_blueprint(health.blueprint)
     for blueprint in (chat.blueprint, responses.blueprint, messages.blueprint,
                       embeddings.blueprint, models.blueprint,
-                      unsupported.blueprint, admin_gateway.blueprint):
+                      unsupported.blueprint, admin_gateway.blueprint, admin_keys.blueprint):
         app.register_blueprint(blueprint)
     if serve_ui:
         _mount_ui(app)
+
+    background: list[asyncio.Task] = []
 
     @app.before_serving
     async def _open() -> None:
@@ -62,15 +75,31 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool | None = None
         else:
             await require_current_schema(db)
         await parts.catalog.start()
+        if settings.admin_api_key is not None:
+            await gov.keys.ensure_bootstrap(settings.admin_api_key.get_secret_value())
+        gov.usage.start()
+        background.append(asyncio.create_task(_flush_last_used(gov), name="last-used"))
 
     @app.after_serving
     async def _close() -> None:
+        for task in background:
+            task.cancel()
+        await gov.aclose()
         await parts.aclose()
         if state.redis is not None:
             await state.redis.aclose()
         await db.close()
 
     return app
+
+
+async def _flush_last_used(gov: GovernanceParts) -> None:
+    while True:
+        await asyncio.sleep(gov.authenticator.touch_interval_s)
+        try:
+            await gov.authenticator.flush_last_used()
+        except Exception as error:  # a failed write must not stop the loop
+            log.warning("could not record keys' last use", error=f"{type(error).__name__}")
 
 
 def _mount_ui(app: Quart) -> None:

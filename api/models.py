@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from quart import Blueprint
+from quart import Blueprint, g
 from quart_schema import tag
 
 from api.state import app_state
@@ -13,6 +13,14 @@ from engine.errors import NotFound
 from engine.schemas.openai_objects import ModelList, ModelObject
 
 blueprint = Blueprint("models", __name__)
+
+
+def _visible() -> list[tuple[str, str, datetime | None]]:
+    """The names the caller's key may use (a name it may not use is not listed)."""
+    principal = g.principal
+    return [(name, owner, created)
+            for name, kind, resource_id, owner, created in app_state().catalog.listing()
+            if principal.may(f"{kind}s", resource_id)]
 
 
 def model_object(name: str, owner: str, created: datetime | None) -> dict:
@@ -25,9 +33,8 @@ def model_object(name: str, owner: str, created: datetime | None) -> dict:
 @responds(200, ModelList)
 async def list_models() -> dict:
     """Models and chains a client may name as `model`, with their aliases."""
-    rows = app_state().catalog.listing()
     return {"object": "list",
-            "data": [model_object(name, owner, created) for name, _, owner, created in rows]}
+            "data": [model_object(name, owner, created) for name, owner, created in _visible()]}
 
 
 @blueprint.get("/v1/models/<path:model_id>")
@@ -35,7 +42,7 @@ async def list_models() -> dict:
 @responds(200, ModelObject)
 async def get_model(model_id: str) -> dict:
     """One model, chain or alias."""
-    for name, _, owner, created in app_state().catalog.listing():
+    for name, owner, created in _visible():
         if name == model_id:
             return model_object(name, owner, created)
     raise NotFound(f"The model '{model_id}' does not exist", param="model",

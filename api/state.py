@@ -12,7 +12,8 @@ from engine.settings import Settings
 from engine.store import Database, ResourceStore
 
 if TYPE_CHECKING:
-    from api.wiring import GatewayParts
+    from api.wiring import GatewayParts, GovernanceParts
+    from engine.governance.pipeline import GovernedGateway
 
 
 @dataclass
@@ -22,11 +23,42 @@ class AppState:
     resources: ResourceStore
     redis: Redis | None = None
     parts: GatewayParts | None = None
+    gov: GovernanceParts | None = None
+    governed: GovernedGateway | None = None
 
-    # The gateway's parts, by name, for the routes that use them.
+    # The parts, by name, for the routes that use them.
     @property
-    def gateway(self):
-        return self.parts.gateway  # type: ignore[union-attr]
+    def gateway(self) -> GovernedGateway:
+        """The gateway as clients reach it: authorised, budgeted, accounted."""
+        return self.governed  # type: ignore[return-value]
+
+    @property
+    def governance(self):
+        return self.gov.governance  # type: ignore[union-attr]
+
+    @property
+    def keys(self):
+        return self.gov.keys  # type: ignore[union-attr]
+
+    @property
+    def authenticator(self):
+        return self.gov.authenticator  # type: ignore[union-attr]
+
+    @property
+    def audit(self):
+        return self.gov.audit  # type: ignore[union-attr]
+
+    @property
+    def usage(self):
+        return self.gov.usage  # type: ignore[union-attr]
+
+    @property
+    def usage_query(self):
+        return self.gov.usage_query  # type: ignore[union-attr]
+
+    @property
+    def budgets(self):
+        return self.gov.budgets  # type: ignore[union-attr]
 
     @property
     def registry(self):

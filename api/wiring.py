@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -13,7 +14,9 @@ from connectors.llm.openai import AzureOpenAIProvider, OpenAIProvider
 from connectors.secrets.env import EnvSource
 from connectors.secrets.file import FileSource
 from connectors.state.failover import FailoverState
+from connectors.state.failover_ratelimit import FailoverRateLimiter
 from connectors.state.memory import MemoryState
+from connectors.state.redis_ratelimit import RedisRateLimiter
 from connectors.state.redis_state import RedisState
 from engine.catalog import Catalog
 from engine.gateway.breaker import CircuitBreakers
@@ -21,11 +24,38 @@ from engine.gateway.executor import Gateway
 from engine.gateway.kinds import gateway_kinds
 from engine.gateway.providers import ChatProvider
 from engine.gateway.routing import Router
+from engine.governance.audit import AuditLog
+from engine.governance.budgets import (
+    BudgetGuard,
+    BudgetLedger,
+    MemoryBudgetLedger,
+    spend_from_usage,
+)
+from engine.governance.keys import Authenticator, KeyStore
+from engine.governance.pipeline import Governance
+from engine.governance.ratelimit import MemoryRateLimiter, RateLimiter
+from engine.governance.usage import UsageQuery, UsageRecorder
 from engine.registry import Registry
 from engine.secrets import Secrets, SecretSource
 from engine.settings import Settings
 from engine.state import SharedState
-from engine.store import ResourceStore
+from engine.store import Database, ResourceStore
+
+
+@dataclass
+class GovernanceParts:
+    keys: KeyStore
+    audit: AuditLog
+    authenticator: Authenticator
+    limiter: RateLimiter
+    budgets: BudgetGuard
+    usage: UsageRecorder
+    usage_query: UsageQuery
+    governance: Governance
+
+    async def aclose(self) -> None:
+        await self.usage.close()
+        await self.authenticator.flush_last_used()
 
 
 @dataclass
@@ -82,12 +112,30 @@ def providers() -> dict[str, ChatProvider]:
     return found
 
 
+def build_governance(db: Database, catalog: Catalog, redis: Redis | None) -> GovernanceParts:
+    keys = KeyStore(db)
+    authenticator = Authenticator(keys)
+    limiter: RateLimiter = MemoryRateLimiter()
+    ledger: BudgetLedger = MemoryBudgetLedger(spend_from_usage(db))
+    if redis is not None:
+        limiter = FailoverRateLimiter(RedisRateLimiter(redis), MemoryRateLimiter())
+        ledger = redis_budget_ledger(redis, spend_from_usage(db))
+    budgets = BudgetGuard(ledger)
+    usage = UsageRecorder(db)
+    return GovernanceParts(
+        keys=keys, audit=AuditLog(db), authenticator=authenticator, limiter=limiter,
+        budgets=budgets, usage=usage, usage_query=UsageQuery(db),
+        governance=Governance(authenticator=authenticator, limiter=limiter, catalog=catalog,
+                              budgets=budgets, usage=usage),
+    )
+
+
 def build_gateway(settings: Settings, resources: ResourceStore,
-                  redis: Redis | None) -> GatewayParts:
+                  redis: Redis | None, audit: AuditLog | None = None) -> GatewayParts:
     state = shared_state(redis)
     secrets = Secrets(secret_sources(settings), ttl_s=settings.secrets_ttl_s)
     catalog = Catalog(resources, refresh_s=settings.catalog_refresh_s)
-    registry = Registry(resources, gateway_kinds(secrets), on_change=catalog.load)
+    registry = Registry(resources, gateway_kinds(secrets), on_change=catalog.load, audit=audit)
     breakers = CircuitBreakers(state)
     router = Router(state)
     found = providers()
@@ -96,3 +144,9 @@ def build_gateway(settings: Settings, resources: ResourceStore,
         breakers=breakers, router=router,
         gateway=Gateway(catalog, found, secrets, breakers, router),
     )
+
+
+def redis_budget_ledger(redis: Redis, seed: Any) -> BudgetLedger:
+    from connectors.state.redis_budgets import FailoverBudgetLedger, RedisBudgetLedger
+
+    return FailoverBudgetLedger(RedisBudgetLedger(redis, seed), MemoryBudgetLedger(seed))

@@ -1,9 +1,9 @@
 """The resources the hot path reads, held in memory.
 
-Requests never query the database for a model, chain or prompt: they read a
-snapshot that is reloaded every `refresh_s` seconds in the background (so
-changes made through another replica arrive within that time) and at once
-after a change made through this process.
+Requests never query the database for a model, chain, prompt, team or budget:
+they read a snapshot that is reloaded every `refresh_s` seconds in the
+background (so changes made through another replica arrive within that time)
+and at once after a change made through this process.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from engine.errors import InvalidRequest, NotFound
 from engine.logs import get_logger
+from engine.schemas.governance import BudgetSpec, TeamSpec
 from engine.schemas.models import ChainSpec, ModelSpec, ResolvedDeployment, RetryPolicy
 from engine.schemas.prompts import PromptSpec
 from engine.store import ResourceStore
@@ -59,6 +60,8 @@ class Snapshot:
     names: dict[str, tuple[str, str]] = field(default_factory=dict)
     created: dict[tuple[str, str], datetime] = field(default_factory=dict)
     plans: dict[str, Plan] = field(default_factory=dict)
+    teams: dict[str, TeamSpec] = field(default_factory=dict)
+    budgets: list[BudgetSpec] = field(default_factory=list)
 
 
 class Catalog:
@@ -87,6 +90,10 @@ class Catalog:
             snapshot.prompts[record.id] = PromptEntry(
                 PromptSpec.model_validate(record.spec), record.version
             )
+        for record in await self.store.all("team"):
+            snapshot.teams[record.id] = TeamSpec.model_validate(record.spec)
+        snapshot.budgets = [BudgetSpec.model_validate(r.spec)
+                            for r in await self.store.all("budget")]
         for model in snapshot.models.values():
             for name in (model.id, *model.aliases):
                 snapshot.names[name] = ("model", model.id)
@@ -186,8 +193,8 @@ class Catalog:
                 self._prompt_versions.popitem(last=False)
         return spec
 
-    def listing(self) -> list[tuple[str, str, str, datetime | None]]:
-        """(name, kind, owner, created) for every usable id and alias, for /v1/models."""
+    def listing(self) -> list[tuple[str, str, str, str, datetime | None]]:
+        """(name, kind, id, owner, created) for every usable id and alias, for /v1/models."""
         snapshot = self.snapshot
         rows = []
         for name, (kind, resource_id) in sorted(snapshot.names.items()):
@@ -200,5 +207,6 @@ class Catalog:
                 if not snapshot.chains[resource_id].enabled:
                     continue
                 owner = "headrace-chain"
-            rows.append((name, kind, owner, snapshot.created.get((kind, resource_id))))
+            rows.append((name, kind, resource_id, owner,
+                         snapshot.created.get((kind, resource_id))))
         return rows

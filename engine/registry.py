@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from engine.errors import InvalidRequest
+from engine.governance.audit import AuditLog, actor_var
 from engine.store import ResourceStore
 from engine.store.resources import ResourceRecord, VersionRecord
 from engine.validation import parse_spec
@@ -58,15 +59,23 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 class Registry:
     def __init__(self, store: ResourceStore, kinds: list[Kind],
-                 on_change: Callable[[], Awaitable[None]] | None = None):
+                 on_change: Callable[[], Awaitable[None]] | None = None,
+                 audit: AuditLog | None = None):
         self.store = store
         self.kinds = {k.name: k for k in kinds}
         self.on_change = on_change
+        self.audit = audit
+
+    def add_kinds(self, kinds: list[Kind]) -> None:
+        self.kinds.update({k.name: k for k in kinds})
 
     def kind(self, name: str) -> Kind:
         return self.kinds[name]
 
-    async def _changed(self) -> None:
+    async def _changed(self, action: str, kind: Kind, id: str,
+                       before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
+        if self.audit is not None:
+            await self.audit.record(action, kind.name, id, before=before, after=after)
         if self.on_change is not None:
             await self.on_change()
 
@@ -75,9 +84,9 @@ class Registry:
         for check in kind.checks:
             await check(self, spec)
         record = await self.store.create(
-            kind.name, spec.id, dump(spec), names=kind.names(spec), changed_by=actor,  # type: ignore[attr-defined]
+            kind.name, spec.id, dump(spec), names=kind.names(spec), changed_by=actor or actor_var.get(),  # type: ignore[attr-defined]
         )
-        await self._changed()
+        await self._changed("create", kind, record.id, None, record.spec)
         return record
 
     async def update(self, kind: Kind, id: str, patch: dict[str, Any], *,
@@ -98,9 +107,9 @@ class Registry:
             await check(self, spec)
         record = await self.store.update(
             kind.name, id, dump(spec), expected_version=current.version,
-            names=kind.names(spec), changed_by=actor,
+            names=kind.names(spec), changed_by=actor or actor_var.get(),
         )
-        await self._changed()
+        await self._changed("update", kind, id, current.spec, record.spec)
         return record
 
     async def replace(self, kind: Kind, spec: BaseModel, *, actor: str | None = None
@@ -108,9 +117,10 @@ class Registry:
         """Store `spec` whole as the next version of an existing resource."""
         for check in kind.checks:
             await check(self, spec)
+        current = await self.store.get(kind.name, spec.id)  # type: ignore[attr-defined]
         record = await self.store.update(kind.name, spec.id, dump(spec),  # type: ignore[attr-defined]
-                                         names=kind.names(spec), changed_by=actor)
-        await self._changed()
+                                         names=kind.names(spec), changed_by=actor or actor_var.get())
+        await self._changed("update", kind, record.id, current.spec, record.spec)
         return record
 
     async def delete(self, kind: Kind, id: str) -> ResourceRecord:
@@ -118,7 +128,7 @@ class Registry:
         for check in kind.delete_checks:
             await check(self, id)
         record = await self.store.delete(kind.name, id)
-        await self._changed()
+        await self._changed("delete", kind, id, record.spec, None)
         return record
 
     async def get(self, kind: Kind, id: str) -> ResourceRecord:

@@ -16,14 +16,17 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from engine.errors import HeadraceError, InvalidRequest
+from engine.errors import HeadraceError, InvalidRequest, ServiceUnavailable
 from engine.logs import get_logger
 
 log = get_logger("headrace.secrets")
 
 
-class SecretError(HeadraceError):
-    """A reference could not be resolved (the message names the reference, not a value)."""
+class SecretError(ServiceUnavailable):
+    """A reference could not be resolved (the message names the reference, not a value).
+
+    A 503 to the caller: the request was fine, the server cannot serve it now.
+    """
 
     default_code = "credential_unavailable"
 

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from api.app import create_app
 from engine.logs import configure_logging
 from engine.settings import Settings
-from tests.support.live import LiveServer, live_server
+from tests.support.live import AUTH, TEST_ADMIN_KEY, LiveServer, live_server
 from tests.support.services import (
     PostgresServer,
     postgres_server,
@@ -32,7 +32,8 @@ configure_logging("WARNING", "json")
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", log_format="json", access_log=False)
+    return Settings(data_dir=tmp_path / "data", log_format="json", access_log=False,
+                    admin_api_key=TEST_ADMIN_KEY)
 
 
 @pytest.fixture
@@ -44,7 +45,33 @@ async def app(settings: Settings) -> AsyncIterator[Quart]:
 
 @pytest.fixture
 def client(app: Quart) -> TestClientProtocol:
+    """A test client that authenticates with the bootstrap admin key."""
+    return AuthenticatedClient(app.test_client(), AUTH)
+
+
+@pytest.fixture
+def anonymous(app: Quart) -> TestClientProtocol:
+    """A test client that sends no API key."""
     return app.test_client()
+
+
+class AuthenticatedClient:
+    """Adds an API key to every request, unless the call sets its own headers."""
+
+    def __init__(self, client: TestClientProtocol, headers: dict[str, str]):
+        self._client = client
+        self._headers = headers
+
+    def _call(self, method: str):
+        async def call(path: str, *args, headers: dict[str, str] | None = None, **kwargs):
+            merged = {**self._headers, **(headers or {})}
+            return await getattr(self._client, method)(path, *args, headers=merged, **kwargs)
+        return call
+
+    def __getattr__(self, name: str):
+        if name in ("get", "post", "put", "patch", "delete", "head", "options"):
+            return self._call(name)
+        return getattr(self._client, name)
 
 
 # --- real services ----------------------------------------------------------------------

@@ -8,20 +8,18 @@ from pathlib import Path
 import pytest
 
 from tests.support.hurl import run_file, run_text
-from tests.support.live import live_server
+from tests.support.live import TEST_ADMIN_KEY, live_server
 from tests.support.mock_upstream import MockUpstream
 
 SUITES = sorted((Path(__file__).parent.parent / "hurl").glob("*.hurl"))
-ADMIN_KEY = "pk_test_hurl_suite_admin_key_0123456789abcdef"
 
 
 @pytest.fixture(scope="module")
 def variables(tmp_path_factory):
     mock = MockUpstream.start_in_thread()
     try:
-        with live_server(tmp_path_factory.mktemp("hurl"),
-                         env={"HEADRACE_ADMIN_API_KEY": ADMIN_KEY}) as server:
-            yield {"base_url": server.url, "mock_url": mock.url, "admin_key": ADMIN_KEY}
+        with live_server(tmp_path_factory.mktemp("hurl")) as server:
+            yield {"base_url": server.url, "mock_url": mock.url, "admin_key": TEST_ADMIN_KEY}
     finally:
         mock.stop_in_thread()
 

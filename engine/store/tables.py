@@ -63,3 +63,62 @@ class ResourceNameRow(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=128)
     kind: str = Field(max_length=32)
     id: str = Field(max_length=64, index=True)
+
+
+class ApiKeyRow(SQLModel, table=True):
+    """An API key. Only the SHA-256 of the secret is stored, with a short prefix
+    for lookup and display; the secret itself is shown once, at creation."""
+
+    __tablename__ = "api_keys"
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    team_id: str | None = Field(default=None, max_length=64, index=True)
+    prefix: str = Field(max_length=32, index=True)
+    key_hash: str = Field(max_length=64, unique=True)
+    status: str = Field(max_length=16)
+    admin: bool = False
+    permissions: dict[str, Any] = Field(sa_column=sa.Column(JSONType, nullable=False))
+    rate_limits: dict[str, Any] = Field(sa_column=sa.Column(JSONType, nullable=False))
+    metadata_: dict[str, Any] = Field(sa_column=sa.Column("metadata", JSONType, nullable=False))
+    expires_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    last_used_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    updated_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+class UsageRow(SQLModel, table=True):
+    """One served request's usage and cost; the request id makes writes idempotent."""
+
+    __tablename__ = "usage_records"
+
+    request_id: str = Field(primary_key=True, max_length=128)
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
+    kind: str = Field(max_length=32)
+    key_id: str | None = Field(default=None, max_length=64, index=True)
+    team_id: str | None = Field(default=None, max_length=64, index=True)
+    model: str | None = Field(default=None, max_length=128, index=True)
+    deployment: str | None = Field(default=None, max_length=160)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    status: str = Field(max_length=64)
+    stream: bool = False
+
+
+class AuditRow(SQLModel, table=True):
+    """One admin change: who, what, when, before and after (secrets redacted)."""
+
+    __tablename__ = "audit_logs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
+    actor_key_id: str | None = Field(default=None, max_length=64, index=True)
+    action: str = Field(max_length=32)
+    resource_type: str = Field(max_length=32, index=True)
+    resource_id: str = Field(max_length=128)
+    before: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONType))
+    after: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONType))
+    request_id: str | None = Field(default=None, max_length=128)

@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from tests.gateway.conftest import model_spec
-from tests.support.live import live_server
+from tests.support.live import AUTH, TEST_ADMIN_KEY, live_server
 from tests.support.mock_upstream import MockUpstream
 
 
@@ -25,7 +25,7 @@ def headrace(tmp_path_factory):
                 model_spec("claude", "anthropic", mock.url),
                 model_spec("e1", "openai", mock.url, type="embedding"),
             ):
-                response = httpx.post(f"{server.url}/admin/models", json=spec)
+                response = httpx.post(f"{server.url}/admin/models", json=spec, headers=AUTH)
                 assert response.status_code == 201, response.text
             yield server, mock
     finally:
@@ -35,7 +35,7 @@ def headrace(tmp_path_factory):
 @pytest.fixture
 def sdk(headrace) -> openai.OpenAI:
     server, _ = headrace
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key="pk_test_unused", max_retries=0)
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=TEST_ADMIN_KEY, max_retries=0)
 
 
 @pytest.mark.parametrize("model", ["m1", "gpt-4o", "claude"])

@@ -16,7 +16,7 @@ from anthropic.types import Message
 from openai.types.responses import Response as OpenAIResponse
 
 from tests.gateway.conftest import create, model_spec
-from tests.support.live import LiveServer, live_server
+from tests.support.live import AUTH, TEST_ADMIN_KEY, LiveServer, live_server
 from tests.support.mock_upstream import MockUpstream
 
 WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}}
@@ -359,7 +359,7 @@ def sdk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]
     try:
         with live_server(tmp_path_factory.mktemp("sdk"),
                          env={"HEADRACE_TEST_KEY": "sk-test"}) as server:
-            created = httpx.post(f"{server.url}/admin/models",
+            created = httpx.post(f"{server.url}/admin/models", headers=AUTH,
                                  json=model_spec("m1", "openai", mock.url))
             assert created.status_code == 201, created.text
             yield server
@@ -369,7 +369,7 @@ def sdk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]
 
 @pytest.mark.live
 def test_openai_sdk_responses(sdk_server):
-    client = openai.OpenAI(base_url=sdk_server.url + "/v1", api_key="x")
+    client = openai.OpenAI(base_url=sdk_server.url + "/v1", api_key=TEST_ADMIN_KEY)
     response = client.responses.create(model="m1", input="hi from the sdk")
     assert response.status == "completed"
     assert "hi from the sdk" in response.output_text
@@ -383,7 +383,7 @@ def test_openai_sdk_responses(sdk_server):
 
 @pytest.mark.live
 def test_openai_sdk_responses_stream_helper_and_tools(sdk_server):
-    client = openai.OpenAI(base_url=sdk_server.url + "/v1", api_key="x")
+    client = openai.OpenAI(base_url=sdk_server.url + "/v1", api_key=TEST_ADMIN_KEY)
     with client.responses.stream(model="m1", input="helper stream") as stream:
         text = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
         final = stream.get_final_response()
@@ -395,7 +395,7 @@ def test_openai_sdk_responses_stream_helper_and_tools(sdk_server):
 
 @pytest.mark.live
 def test_anthropic_sdk_messages(sdk_server):
-    client = anthropic.Anthropic(base_url=sdk_server.url, api_key="x")
+    client = anthropic.Anthropic(base_url=sdk_server.url, api_key=TEST_ADMIN_KEY)
     message = client.messages.create(model="m1", max_tokens=100,
                                      messages=[{"role": "user", "content": "hi from claude sdk"}])
     assert message.stop_reason == "end_turn"
@@ -417,7 +417,7 @@ def test_anthropic_sdk_messages(sdk_server):
 
 @pytest.mark.live
 def test_anthropic_sdk_tool_use_stream(sdk_server):
-    client = anthropic.Anthropic(base_url=sdk_server.url, api_key="x")
+    client = anthropic.Anthropic(base_url=sdk_server.url, api_key=TEST_ADMIN_KEY)
     tools = [{"name": "lookup", "input_schema": WEATHER}]
     with client.messages.stream(model="m1", max_tokens=100, tools=tools, messages=[
             {"role": "user", "content": 'x [[mock:tool=lookup]] [[mock:tool_args={"city":"Oslo"}]]'}

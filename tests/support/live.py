@@ -16,6 +16,10 @@ import httpx
 
 from tests.support.services import free_port
 
+# The bootstrap admin key every test server starts with (HEADRACE_ADMIN_API_KEY).
+TEST_ADMIN_KEY = "pk_test_headrace_suite_admin_key_0123456789"
+AUTH = {"Authorization": f"Bearer {TEST_ADMIN_KEY}"}
+
 
 @dataclass
 class LiveServer:
@@ -47,6 +51,7 @@ def live_server(
         HEADRACE_PORT=str(port),
         HEADRACE_DATA_DIR=str(data_dir),
         HEADRACE_LOG_FORMAT="json",
+        HEADRACE_ADMIN_API_KEY=TEST_ADMIN_KEY,
         **(env or {}),
     )
     with log_path.open("wb") as log:

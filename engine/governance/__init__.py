@@ -1,0 +1,1 @@
+"""Governance: API keys, teams, permissions, rate limits and budgets."""

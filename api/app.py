@@ -10,6 +10,7 @@ from quart_schema import hide
 import ui
 from api import chat, embeddings, health, messages, models, responses, unsupported
 from api.admin import gateway as admin_gateway
+from api.admin import governance_usage as admin_usage
 from api.admin import keys as admin_keys
 from api.auth import install_auth
 from api.errors import register_error_handlers
@@ -19,6 +20,7 @@ from api.openapi import init_openapi
 from api.state import AppState
 from api.wiring import GovernanceParts, build_gateway, build_governance
 from connectors.state.redis import connect as connect_redis
+from engine import tokens
 from engine.governance.kinds import governance_kinds
 from engine.governance.pipeline import GovernedGateway
 from engine.logs import get_logger
@@ -60,7 +62,8 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool | None = None
     app.register_blueprint(health.blueprint)
     for blueprint in (chat.blueprint, responses.blueprint, messages.blueprint,
                       embeddings.blueprint, models.blueprint,
-                      unsupported.blueprint, admin_gateway.blueprint, admin_keys.blueprint):
+                      unsupported.blueprint, admin_gateway.blueprint, admin_keys.blueprint,
+                      admin_usage.blueprint):
         app.register_blueprint(blueprint)
     if serve_ui:
         _mount_ui(app)
@@ -78,6 +81,9 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool | None = None
         if settings.admin_api_key is not None:
             await gov.keys.ensure_bootstrap(settings.admin_api_key.get_secret_value())
         gov.usage.start()
+        # tiktoken loads its encodings (~1 s) before the first request needs one.
+        background.append(asyncio.create_task(asyncio.to_thread(tokens.preload),
+                                              name="tokenizer"))
         background.append(asyncio.create_task(_flush_last_used(gov), name="last-used"))
 
     @app.after_serving

@@ -20,25 +20,33 @@ def _settings(**overrides: object) -> Settings:
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
+async def _open_database(settings: Settings):
+    """The database, migrated if settings allow, else checked to be current."""
+    from engine.store import Database
+    from engine.store.migrate import require_current_schema, upgrade
+
+    if settings.is_sqlite and settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url)
+    try:
+        if settings.should_auto_migrate:
+            await upgrade(db)
+        else:
+            await require_current_schema(db)
+    except BaseException:
+        await db.close()
+        raise
+    return db
+
+
 def _serve(settings: Settings, *, serve_ui: bool) -> None:
     from api.app import create_app
     from api.server import run
-    from engine.store import Database
-    from engine.store.migrate import require_current_schema, upgrade
 
     # Check (or bring) the schema up to date before binding the port, so a
     # misconfigured database fails fast with a clear message.
     async def prepare() -> None:
-        if settings.is_sqlite and settings.database_url is None:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-        db = Database(settings.resolved_database_url)
-        try:
-            if settings.should_auto_migrate:
-                await upgrade(db)
-            else:
-                await require_current_schema(db)
-        finally:
-            await db.close()
+        await (await _open_database(settings)).close()
 
     try:
         asyncio.run(prepare())
@@ -126,20 +134,13 @@ def seed(seed_file: Path | None, data_dir: Path | None) -> None:
     from engine.demo import SEED_FILE
     from engine.demo import seed as load_seed
     from engine.errors import HeadraceError
-    from engine.store import Database, ResourceStore
-    from engine.store.migrate import require_current_schema, upgrade
+    from engine.store import ResourceStore
 
     settings = _settings(data_dir=data_dir)
-    if settings.is_sqlite and settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
 
     async def run() -> None:
-        db = Database(settings.resolved_database_url)
+        db = await _open_database(settings)
         try:
-            if settings.should_auto_migrate:
-                await upgrade(db)
-            else:
-                await require_current_schema(db)
             parts = build_gateway(settings, ResourceStore(db), None)
             report = await load_seed(parts.registry, seed_file or SEED_FILE)
             await parts.aclose()
@@ -156,6 +157,35 @@ def seed(seed_file: Path | None, data_dir: Path | None) -> None:
         asyncio.run(run())
     except HeadraceError as error:
         raise click.ClickException(error.message) from None
+
+
+@cli.command("create-key")
+@click.option("--name", required=True, help="What the key is for")
+@click.option("--admin", is_flag=True, help="May use /admin")
+@click.option("--team", "team_id", help="Team id")
+@click.option("--test", "environment", flag_value="test", default="live",
+              help="A pk_test_ key instead of pk_live_")
+@data_dir_option
+def create_key(name: str, admin: bool, team_id: str | None, environment: str,
+               data_dir: Path | None) -> None:
+    """Create an API key and print its secret (once; only its hash is stored)."""
+    from engine.governance.keys import KeyStore
+    from engine.schemas.governance import ApiKeyCreate
+
+    settings = _settings(data_dir=data_dir)
+
+    async def run() -> tuple[str, str]:
+        db = await _open_database(settings)
+        try:
+            row, secret = await KeyStore(db).create(ApiKeyCreate(
+                name=name, admin=admin, team_id=team_id, environment=environment))
+            return row.id, secret
+        finally:
+            await db.close()
+
+    key_id, secret = asyncio.run(run())
+    click.echo(f"created {key_id}; its secret (shown only now):", err=True)
+    click.echo(secret)
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ class LiveResponse(BaseModel):
 
 
 class Check(BaseModel):
-    status: Literal["ok", "failed", "disabled"]
+    status: Literal["ok", "failed", "disabled", "degraded"]
     detail: str | None = None
 
 
@@ -67,10 +67,24 @@ async def _check_database() -> Check:
 
 
 async def _check_redis() -> Check:
-    client = app_state().redis
-    if client is None:
+    """Redis down is degraded, not unready: limits, budgets and breakers carry on in
+    process (per replica) until it is back, so the replica keeps taking traffic."""
+    state = app_state()
+    if state.redis is None:
         return Check(status="disabled")
-    await redis_ping(client)
+    degraded = [
+        f"{name} in process ({getattr(part, 'last_error', None) or 'Redis unreachable'})"
+        for name, part in (("shared state", state.parts.state if state.parts else None),
+                           ("rate limits", state.gov.limiter if state.gov else None),
+                           ("budgets", state.gov.budgets.ledger if state.gov else None))
+        if getattr(part, "degraded", False)
+    ]
+    try:
+        await asyncio.wait_for(redis_ping(state.redis), CHECK_TIMEOUT_S)
+    except Exception as exc:
+        degraded.insert(0, f"Redis unreachable: {type(exc).__name__}"[:200])
+    if degraded:
+        return Check(status="degraded", detail="; ".join(degraded))
     return Check(status="ok")
 
 

@@ -3,6 +3,8 @@ and datetimes come out as RFC 3339 with `Z`."""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -22,7 +24,19 @@ def _default(value: Any) -> Any:
 
 
 def dumps(value: Any) -> bytes:
-    return orjson.dumps(value, default=_default, option=OPTIONS)
+    try:
+        return orjson.dumps(value, default=_default, option=OPTIONS)
+    except orjson.JSONEncodeError:
+        # orjson refuses integers beyond 64 bits, which JSON (and a client's
+        # metadata) may hold; the standard library writes them.
+        return json.dumps(value, default=_stdlib_default, ensure_ascii=False,
+                          separators=(",", ":")).encode()
+
+
+def _stdlib_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return _default(value)
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None

@@ -20,9 +20,7 @@ from quart_schema import tag
 from werkzeug.exceptions import HTTPException
 
 from api.errors import _from_http_exception, status_and_type
-from api.gateway_headers import gateway_headers
-from api.responses import event_stream, event_stream_response
-from api.state import app_state
+from api.responses import serve_translated
 from api.validation import json_body, responds, responds_text
 from engine.errors import HeadraceError
 from engine.formats.anthropic_inbound import MessageStream, error_body, from_completion, to_chat
@@ -86,11 +84,6 @@ async def create_message(body: MessagesRequest) -> Any:
     Errors use Anthropic's shape `{"type": "error", "error": {"type", "message"}}`.
     `top_k` and server tools are refused: chat completions cannot express them.
     """
-    gateway = app_state().gateway
-    request = to_chat(body)
-    if body.stream:
-        stream = await gateway.stream(request)
-        return event_stream_response(event_stream(stream, MessageStream(body)),
-                                     gateway_headers(stream.report))
-    completion, report = await gateway.complete(request)
-    return from_completion(completion, body), 200, gateway_headers(report)
+    return await serve_translated(to_chat(body), body.stream, "messages",
+                                  lambda: MessageStream(body),
+                                  lambda completion: from_completion(completion, body))

@@ -8,7 +8,7 @@ events with a `sequence_number`, ending in `response.completed`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Protocol
 
 import orjson
@@ -17,12 +17,14 @@ from quart_schema import tag
 
 from api.errors import status_and_type
 from api.gateway_headers import gateway_headers
+from api.jsonio import json_response
 from api.state import app_state
 from api.validation import json_body, responds, responds_text
 from engine.errors import HeadraceError
 from engine.formats.responses import Event, ResponseStream, from_completion, to_chat
 from engine.gateway.executor import Stream
 from engine.logs import get_logger
+from engine.schemas.chat import ChatCompletionRequest
 from engine.schemas.responses_api import ResponseObject, ResponsesRequest
 
 blueprint = Blueprint("responses", __name__)
@@ -50,6 +52,22 @@ def event_stream_response(events: AsyncIterator[bytes], headers: dict[str, str])
     response.headers["X-Accel-Buffering"] = "no"
     response.timeout = None  # streams may outlive Quart's response timeout
     return response
+
+
+async def serve_translated(
+    request: ChatCompletionRequest, stream: bool, kind: str,
+    writer: Callable[[], EventWriter], translate: Callable[[dict[str, Any]], dict[str, Any]],
+) -> Any:
+    """Serve another API's request through the chat gateway: `request` is it in
+    chat's shape; `writer` turns chunks into its stream events, `translate` turns
+    a completion into its answer."""
+    gateway = app_state().gateway
+    if stream:
+        chunks = await gateway.stream(request, kind=kind)
+        return event_stream_response(event_stream(chunks, writer()),
+                                     gateway_headers(chunks.report))
+    completion, report = await gateway.complete(request, kind=kind)
+    return json_response(translate(completion), headers=gateway_headers(report))
 
 
 async def event_stream(stream: Stream, writer: EventWriter) -> AsyncIterator[bytes]:
@@ -86,11 +104,6 @@ async def create_response(body: ResponsesRequest) -> Any:
     `previous_response_id` is refused; send the conversation in `input`.
     Only function tools are supported.
     """
-    gateway = app_state().gateway
-    request = to_chat(body)
-    if body.stream:
-        stream = await gateway.stream(request)
-        return event_stream_response(event_stream(stream, ResponseStream(body)),
-                                     gateway_headers(stream.report))
-    completion, report = await gateway.complete(request)
-    return from_completion(completion, body), 200, gateway_headers(report)
+    return await serve_translated(to_chat(body), body.stream, "responses",
+                                  lambda: ResponseStream(body),
+                                  lambda completion: from_completion(completion, body))

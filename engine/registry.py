@@ -84,7 +84,8 @@ class Registry:
         for check in kind.checks:
             await check(self, spec)
         record = await self.store.create(
-            kind.name, spec.id, dump(spec), names=kind.names(spec), changed_by=actor or actor_var.get(),  # type: ignore[attr-defined]
+            kind.name, spec.id, dump(spec), names=kind.names(spec),  # type: ignore[attr-defined]
+            changed_by=actor or actor_var.get(),
         )
         await self._changed("create", kind, record.id, None, record.spec)
         return record
@@ -118,8 +119,10 @@ class Registry:
         for check in kind.checks:
             await check(self, spec)
         current = await self.store.get(kind.name, spec.id)  # type: ignore[attr-defined]
-        record = await self.store.update(kind.name, spec.id, dump(spec),  # type: ignore[attr-defined]
-                                         names=kind.names(spec), changed_by=actor or actor_var.get())
+        record = await self.store.update(
+            kind.name, spec.id, dump(spec), names=kind.names(spec),  # type: ignore[attr-defined]
+            changed_by=actor or actor_var.get(),
+        )
         await self._changed("update", kind, record.id, current.spec, record.spec)
         return record
 

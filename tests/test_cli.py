@@ -24,7 +24,7 @@ def headrace(*args: str, env: dict[str, str] | None = None, timeout: float = 60)
 def test_help_lists_the_commands():
     result = headrace("--help")
     assert result.returncode == 0
-    for command in ("serve", "api", "migrate"):
+    for command in ("serve", "api", "migrate", "seed", "create-key"):
         assert f"  {command} " in result.stdout
 
 
@@ -104,3 +104,17 @@ def test_bad_settings_fail_with_a_message(tmp_path, port):
     result = headrace("serve", env={"HEADRACE_PORT": port, "HEADRACE_DATA_DIR": str(tmp_path)})
     assert result.returncode != 0
     assert "port" in (result.stderr + result.stdout).lower()
+
+
+def test_create_key_prints_a_working_secret_once(tmp_path):
+    result = headrace("create-key", "--name", "ops", "--admin",
+                      env={"HEADRACE_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    secret = result.stdout.strip()
+    assert secret.startswith("pk_live_") and "shown only now" in result.stderr
+    with live_server(tmp_path, env={"HEADRACE_ADMIN_API_KEY": ""}) as server:
+        ok = httpx.get(f"{server.url}/admin/api-keys",
+                       headers={"Authorization": f"Bearer {secret}"})
+        assert ok.status_code == 200
+        assert [k["name"] for k in ok.json()["data"]] == ["ops"]
+    assert secret.encode() not in (tmp_path / "headrace.db").read_bytes()

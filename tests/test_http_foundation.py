@@ -86,7 +86,8 @@ async def test_ready_with_redis(settings, redis_url):
     assert body["checks"]["redis"]["status"] == "ok"
 
 
-async def test_ready_is_503_with_reason_when_redis_is_down(settings):
+async def test_ready_stays_ready_but_degraded_when_redis_is_down(settings):
+    """Limits and breakers carry on in process, so the replica keeps its traffic."""
     from tests.support.services import free_port
 
     settings.redis_url = f"redis://127.0.0.1:{free_port()}/0"
@@ -94,11 +95,29 @@ async def test_ready_is_503_with_reason_when_redis_is_down(settings):
     async with application.test_app() as running:
         response = await running.test_client().get("/ready")
         body = await response.get_json()
+    assert response.status_code == 200
+    assert body["status"] == "ready"
+    assert body["checks"]["database"]["status"] == "ok"
+    assert body["checks"]["redis"]["status"] == "degraded"
+    assert "Redis unreachable" in body["checks"]["redis"]["detail"]
+
+
+async def test_ready_is_503_with_reason_when_the_database_fails(settings, tmp_path):
+    from engine.store import Database
+
+    application = create_app(settings)
+    async with application.test_app() as running:
+        state = running.app.extensions["headrace"]
+        healthy_db = state.db
+        state.db = Database(f"sqlite+aiosqlite:///{tmp_path}/missing/dir/x.db")
+        response = await running.test_client().get("/ready")
+        body = await response.get_json()
+        await state.db.close()
+        state.db = healthy_db
     assert response.status_code == 503
     assert body["status"] == "not_ready"
-    assert body["checks"]["database"]["status"] == "ok"
-    assert body["checks"]["redis"]["status"] == "failed"
-    assert body["reason"].startswith("redis: ")
+    assert body["checks"]["database"]["status"] == "failed"
+    assert body["reason"].startswith("database: ")
 
 
 async def test_unknown_route_is_openai_404(client):

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
-import subprocess
-import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
+from connectors.state import failover_ratelimit
 from connectors.state.failover_ratelimit import FailoverRateLimiter
 from connectors.state.redis import connect
 from connectors.state.redis_ratelimit import RedisRateLimiter
+from engine import metrics
 from engine.errors import RateLimited
 from engine.governance.ratelimit import (
     NO_LIMITS,
@@ -27,7 +25,7 @@ from engine.governance.ratelimit import (
     format_reset,
 )
 from engine.schemas.governance import RateLimits
-from tests.support.services import free_port, unavailable, wait_for_port
+from tests.support.services import own_redis
 
 DAY = 86400.0
 
@@ -334,43 +332,14 @@ async def test_redis_uses_server_time_without_a_clock(redis_url: str):
 # --- degraded mode ----------------------------------------------------------------------
 
 
-@contextmanager
-def own_redis() -> Iterator[Callable[[bool], None]]:
-    """A private redis-server; the yielded function stops (False) or starts (True) it."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        unavailable("redis-server binary")
-    port, workdir = free_port(), tempfile.mkdtemp(prefix="headrace-redis-")
-    process: list[subprocess.Popen[bytes]] = []
-
-    def switch(on: bool) -> None:
-        if on:
-            process.append(subprocess.Popen(
-                [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--dir", workdir],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            ))
-            assert wait_for_port("127.0.0.1", port), "redis-server did not start"
-        else:
-            running = process.pop()
-            running.kill()
-            running.wait(timeout=10)
-
-    switch(True)
-    switch.url = f"redis://127.0.0.1:{port}/0"  # type: ignore[attr-defined]
-    try:
-        yield switch
-    finally:
-        while process:
-            switch(False)
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
 def gauge() -> float | None:
     return REGISTRY.get_sample_value("headrace_degraded", {"component": "redis"})
 
 
 async def test_failover_serves_from_memory_and_comes_back(caplog: pytest.LogCaptureFixture):
+    # The gauge is process-wide; another test's outage may have left it set.
+    failover_ratelimit._degraded_owners.clear()
+    metrics.degraded.labels("redis").set(0)
     with own_redis() as server:
         client = connect(server.url)  # type: ignore[attr-defined]
         probe = connect(server.url)  # type: ignore[attr-defined]

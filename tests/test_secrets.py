@@ -27,6 +27,7 @@ from connectors.secrets.vault import VaultSource
 from engine.errors import InvalidRequest
 from engine.secrets import SecretError, Secrets, parse_reference
 from engine.settings import Settings
+from tests.support.live import AUTH, TEST_ADMIN_KEY
 from tests.support.secret_servers import (
     MotoServer,
     ServiceUnavailable,
@@ -545,7 +546,7 @@ async def test_admin_credentials_endpoint(
     settings = Settings(
         data_dir=tmp_path / "data", log_format="json", access_log=False,
         vault_addr=vault.address, vault_token=vault.token,
-        aws_region=REGION, aws_endpoint_url=moto.endpoint_url,
+        aws_region=REGION, aws_endpoint_url=moto.endpoint_url, admin_api_key=TEST_ADMIN_KEY,
     )
     app = create_app(settings)
     async with app.test_app() as running:
@@ -558,9 +559,9 @@ async def test_admin_credentials_endpoint(
             {"id": "m3", "provider": "anthropic", "model": "claude-sonnet-4",
              "credentials": f"aws:{aws_name}#anthropic"},
         ):
-            response = await client.post("/admin/models", json=spec)
+            response = await client.post("/admin/models", json=spec, headers=AUTH)
             assert response.status_code == 201, await response.get_data(as_text=True)
-        response = await client.get("/admin/credentials")
+        response = await client.get("/admin/credentials", headers=AUTH)
         assert response.status_code == 200
         body = await response.get_data(as_text=True)
         data = await response.get_json()

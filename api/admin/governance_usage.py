@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from quart import Blueprint
 from quart_schema import tag
 
@@ -13,6 +13,7 @@ from api.admin.resources import mount
 from api.state import app_state
 from api.validation import query_args, responds
 from engine.governance.usage import UsageQuery
+from engine.schemas.common import iso_only
 from engine.schemas.governance import BudgetSpec
 from engine.validation import parse_spec
 
@@ -21,12 +22,15 @@ blueprint = Blueprint("admin_usage", __name__)
 mount(blueprint, "budget", BudgetSpec, "budgets", "Budget")
 
 
+_PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+
+
 class UsageParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    key_id: str | None = Field(None, min_length=1, max_length=64)
-    team_id: str | None = Field(None, min_length=1, max_length=64)
-    model: str | None = Field(None, min_length=1, max_length=128)
+    key_id: str | None = Field(None, min_length=1, max_length=64, pattern=_PRINTABLE)
+    team_id: str | None = Field(None, min_length=1, max_length=64, pattern=_PRINTABLE)
+    model: str | None = Field(None, min_length=1, max_length=128, pattern=_PRINTABLE)
     start: datetime | None = Field(
         None, description="ISO 8601 date or datetime, inclusive (UTC if no offset)")
     end: datetime | None = Field(
@@ -38,9 +42,28 @@ class UsageParams(BaseModel):
     @classmethod
     def _iso(cls, value: object) -> object:
         # "2026-11-25" means that day's midnight UTC; pydantic wants a time part.
+        value = iso_only(value)
         if isinstance(value, str) and len(value) == 10:
             return f"{value}T00:00:00Z"
         return value
+
+    @field_validator("start", "end")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("out of range") from None
+
+    @model_validator(mode="after")
+    def _order(self) -> UsageParams:
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
 
 
 class UsageTotals(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from quart import Blueprint
 from quart_schema import tag
 from quart_schema.validation import QUART_SCHEMA_REQUEST_ATTRIBUTE, DataSource
@@ -17,7 +17,7 @@ from engine.errors import InvalidRequest, NotFound
 from engine.governance.audit import audit_body
 from engine.governance.keys import key_body
 from engine.registry import merge_patch
-from engine.schemas.common import Deleted, Page
+from engine.schemas.common import Deleted, Page, Timestamp
 from engine.schemas.governance import (
     ApiKey,
     ApiKeyCreate,
@@ -166,8 +166,8 @@ class AuditQuery(Page):
     resource_type: str | None = Field(None, max_length=32)
     resource_id: str | None = Field(None, max_length=128)
     action: str | None = Field(None, max_length=32)
-    start: AwareDatetime | None = None
-    end: AwareDatetime | None = None
+    start: Timestamp | None = None
+    end: Timestamp | None = None
 
 
 class AuditRecord(BaseModel):

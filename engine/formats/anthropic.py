@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from engine.errors import InvalidRequest, UpstreamError
-from engine.formats.openai import ChunkFactory, completion, tool_call
+from engine.formats.openai import ChunkFactory, append_turn, completion, tool_call
 from engine.gateway.providers import unsupported
 from engine.schemas.chat import ChatCompletionRequest, ChatMessage, ImagePart
 
@@ -86,10 +86,7 @@ def to_anthropic(request: ChatCompletionRequest, model: str) -> dict[str, Any]:
     turns: list[dict[str, Any]] = []
 
     def add(role: str, blocks: list[dict[str, Any]]) -> None:
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": role, "content": blocks})
+        append_turn(turns, role, blocks)
 
     for index, message in enumerate(request.messages):
         where = f"messages[{index}]"

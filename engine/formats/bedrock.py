@@ -25,7 +25,7 @@ import orjson
 
 from engine.errors import InvalidRequest, UpstreamError
 from engine.formats.anthropic import JSON_TOOL_DESCRIPTION, json_tool_name, json_tool_schema
-from engine.formats.openai import ChunkFactory, completion, new_id, tool_call
+from engine.formats.openai import ChunkFactory, append_turn, completion, new_id, tool_call
 from engine.gateway.providers import unsupported
 from engine.schemas.chat import ChatCompletionRequest, ChatMessage, ImagePart
 
@@ -100,10 +100,7 @@ def to_converse(request: ChatCompletionRequest, model: str) -> dict[str, Any]:
     turns: list[dict[str, Any]] = []
 
     def add(role: str, blocks: list[dict[str, Any]]) -> None:
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": role, "content": blocks})
+        append_turn(turns, role, blocks)
 
     for index, message in enumerate(request.messages):
         where = f"messages[{index}]"

@@ -16,10 +16,10 @@ API layer; a stream takes over the admission and releases it when it ends.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.catalog import Catalog, Plan
 from engine.context import current_request_id
@@ -34,6 +34,7 @@ from engine.schemas.chat import ChatCompletionRequest, EmbeddingRequest
 from engine.tokens import count_messages, count_tokens
 
 log = get_logger("headrace.governance")
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -113,6 +114,24 @@ class Ticket:
         self.started = started
         self.closed = False
 
+    async def failing(self, call: Awaitable[T], *, stream: bool = False) -> T:
+        """Await `call`; if it fails, close the ticket with the failure, then re-raise."""
+        try:
+            return await call
+        except HeadraceError as error:
+            await self.close(None, None, status=error.code or "error", stream=stream)
+            raise
+        except BaseException:
+            await self.close(None, None, status="cancelled", stream=stream)
+            raise
+
+    async def run(self, call: Awaitable[tuple[dict[str, Any], Report]]
+                  ) -> tuple[dict[str, Any], Report]:
+        """Await a gateway call and account for it, however it ends."""
+        result, report = await self.failing(call)
+        await self.close(report, result.get("usage"))
+        return result, report
+
     async def close(self, report: Report | None, usage: dict[str, Any] | None, *,
                     status: str = "ok", stream: bool = False) -> None:
         if self.closed:
@@ -184,16 +203,7 @@ class GovernedGateway:
         plan = self._plan(principal, request.model, "chat")
         self._check_prompts(principal, request)
         ticket = await self._open(principal, plan, request, kind)
-        try:
-            completion, report = await self.gateway.complete(request)
-        except HeadraceError as error:
-            await ticket.close(None, None, status=error.code or "error")
-            raise
-        except BaseException:
-            await ticket.close(None, None, status="cancelled")
-            raise
-        await ticket.close(report, completion.get("usage"))
-        return completion, report
+        return await ticket.run(self.gateway.complete(request))
 
     async def stream(self, request: ChatCompletionRequest, *, kind: str = "chat"
                      ) -> GovernedStream:
@@ -201,14 +211,7 @@ class GovernedGateway:
         plan = self._plan(principal, request.model, "chat")
         self._check_prompts(principal, request)
         ticket = await self._open(principal, plan, request, kind)
-        try:
-            stream = await self.gateway.stream(request)
-        except HeadraceError as error:
-            await ticket.close(None, None, status=error.code or "error", stream=True)
-            raise
-        except BaseException:
-            await ticket.close(None, None, status="cancelled", stream=True)
-            raise
+        stream = await ticket.failing(self.gateway.stream(request), stream=True)
         holder = admission_var.get()
         admission = holder.take() if holder is not None else None
         return GovernedStream(stream, ticket, admission)
@@ -222,16 +225,7 @@ class GovernedGateway:
         prompt_tokens = sum(count_tokens(t) for t in texts) if budgeted else 0
         ticket = await self.governance.open(principal, plan, kind="embeddings",
                                             prompt_tokens=prompt_tokens, max_tokens=0)
-        try:
-            result, report = await self.gateway.embed(request)
-        except HeadraceError as error:
-            await ticket.close(None, None, status=error.code or "error")
-            raise
-        except BaseException:
-            await ticket.close(None, None, status="cancelled")
-            raise
-        await ticket.close(report, result.get("usage"))
-        return result, report
+        return await ticket.run(self.gateway.embed(request))
 
 
 class GovernedStream:

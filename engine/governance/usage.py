@@ -24,6 +24,7 @@ Delivery guarantees, in order of what can go wrong:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 from collections import deque
@@ -131,6 +132,7 @@ class UsageRecorder:
         self._queue: deque[UsageEvent] = deque()
         self._batch: list[UsageEvent] | None = None  # taken from the queue, not yet written
         self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
         self._write_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -176,6 +178,7 @@ class UsageRecorder:
     def start(self) -> None:
         if self._task is None or self._task.done():
             self._closing = False
+            self._stop.clear()
             self._deadline = float("inf")
             self._task = asyncio.create_task(self._run(), name="headrace-usage-recorder")
 
@@ -184,6 +187,7 @@ class UsageRecorder:
         self._closing = True
         self._deadline = time.monotonic() + self.close_timeout_s
         self._wake.set()
+        self._stop.set()
         if self._task is not None and not self._task.done():
             await self._task
         else:
@@ -228,7 +232,9 @@ class UsageRecorder:
                 remaining = self._deadline - time.monotonic()
                 if remaining <= 0:
                     return
-                await asyncio.sleep(min(delay, remaining))
+                # Back off; `close()` cuts the wait short to try once more at once.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), timeout=min(delay, remaining))
                 delay = min(delay * 2, self.retry_max_s)
             finally:
                 usage_queue_depth.set(self.pending)

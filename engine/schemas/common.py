@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import Strict as PydanticStrict
 
 # Seed 004: ids of admin resources are letters, digits and hyphens, at most 50.
 ResourceId = Annotated[
@@ -17,10 +19,28 @@ Alias = Annotated[
 ]
 
 
+_NUMBER = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
+
+
+def iso_only(value: Any) -> Any:
+    """Refuse numbers where a timestamp is expected (pydantic reads them as Unix
+    times, which hides a client's mistake)."""
+    if (isinstance(value, (int, float)) and not isinstance(value, bool)) or (
+        isinstance(value, str) and _NUMBER.match(value)
+    ):
+        raise ValueError("expected an ISO 8601 date-time, such as 2026-11-25T12:00:00Z")
+    return value
+
+
+# An ISO 8601 date-time with a UTC offset (also from a string in Python mode,
+# where merged updates are validated).
+Timestamp = Annotated[AwareDatetime, BeforeValidator(iso_only), PydanticStrict(False)]
+
+
 class Strict(BaseModel):
     """Unknown fields are an error: a typo must not be silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
 
 class Page(BaseModel):

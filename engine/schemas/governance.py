@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
-from engine.schemas.common import ResourceId, Strict
+from engine.schemas.common import ResourceId, Strict, Timestamp
 
 KeyStatus = Literal["active", "suspended", "revoked", "expired"]
 ResourceType = Literal["models", "chains", "prompts", "knowledge_bases", "workflows"]
@@ -52,7 +52,7 @@ class ApiKeyCreate(Strict):
     environment: Literal["live", "test"] = Field("live", description="pk_live_ or pk_test_")
     permissions: Permissions = Field(default_factory=Permissions)
     rate_limits: RateLimits = Field(default_factory=RateLimits)
-    expires_at: AwareDatetime | None = None
+    expires_at: Timestamp | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -64,7 +64,7 @@ class ApiKeyUpdate(Strict):
     admin: bool | None = None
     permissions: Permissions | None = None
     rate_limits: RateLimits | None = None
-    expires_at: AwareDatetime | None = None
+    expires_at: Timestamp | None = None
     metadata: dict[str, Any] | None = None
 
 

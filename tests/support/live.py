@@ -51,8 +51,7 @@ def live_server(
         HEADRACE_PORT=str(port),
         HEADRACE_DATA_DIR=str(data_dir),
         HEADRACE_LOG_FORMAT="json",
-        HEADRACE_ADMIN_API_KEY=TEST_ADMIN_KEY,
-        **(env or {}),
+        **{"HEADRACE_ADMIN_API_KEY": TEST_ADMIN_KEY, **(env or {})},
     )
     with log_path.open("wb") as log:
         process = subprocess.Popen(

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,4 +156,36 @@ def redis_server() -> Iterator[str | None]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
+def own_redis() -> Iterator[Callable[[bool], None]]:
+    """A private redis-server; the yielded function stops (False) or starts (True) it."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        unavailable("redis-server binary")
+    port, workdir = free_port(), tempfile.mkdtemp(prefix="headrace-redis-")
+    process: list[subprocess.Popen[bytes]] = []
+
+    def switch(on: bool) -> None:
+        if on:
+            process.append(subprocess.Popen(
+                [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--dir", workdir],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            ))
+            assert wait_for_port("127.0.0.1", port), "redis-server did not start"
+        else:
+            running = process.pop()
+            running.kill()
+            running.wait(timeout=10)
+
+    switch(True)
+    switch.url = f"redis://127.0.0.1:{port}/0"  # type: ignore[attr-defined]
+    try:
+        yield switch
+    finally:
+        while process:
+            switch(False)
         shutil.rmtree(workdir, ignore_errors=True)

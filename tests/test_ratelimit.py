@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
-from connectors.state import failover_ratelimit
+from connectors.state import outage
 from connectors.state.failover_ratelimit import FailoverRateLimiter
 from connectors.state.redis import connect
 from connectors.state.redis_ratelimit import RedisRateLimiter
@@ -338,7 +338,7 @@ def gauge() -> float | None:
 
 async def test_failover_serves_from_memory_and_comes_back(caplog: pytest.LogCaptureFixture):
     # The gauge is process-wide; another test's outage may have left it set.
-    failover_ratelimit._degraded_owners.clear()
+    outage._degraded_owners.clear()
     metrics.degraded.labels("redis").set(0)
     with own_redis() as server:
         client = connect(server.url)  # type: ignore[attr-defined]

@@ -580,7 +580,7 @@ async def test_failover_ledger_enforces_in_process_while_redis_is_down(redis_cli
     shared = RedisBudgetLedger(redis_client)
     await BudgetGuard(shared).status(spec)  # the account exists (seeded before the outage)
     ledger.redis = shared
-    ledger._down_until = 0
+    ledger.outage._retry_at = 0  # time to try Redis again
     status = await guard.status(spec)
     assert not ledger.degraded
     assert status["spent_usd"] == pytest.approx(1.0)

@@ -8,21 +8,16 @@ working per replica meanwhile instead of failing requests.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from connectors.state.memory import MemoryState
+from connectors.state.outage import OUTAGE_ERRORS, Outage
 from connectors.state.redis_state import RedisState
-from engine import metrics
 from engine.logs import get_logger
 
 log = get_logger("headrace.state")
 T = TypeVar("T")
-_OUTAGE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 class FailoverState:
@@ -31,38 +26,28 @@ class FailoverState:
     def __init__(self, redis: RedisState, *, retry_s: float = 5.0):
         self.redis = redis
         self.memory = MemoryState()
-        self.retry_s = retry_s
-        self._down_until = 0.0
-        self.degraded = False
-        self.last_error: str | None = None
+        self.outage = Outage(retry_s=retry_s, what="shared state")
+
+    @property
+    def degraded(self) -> bool:
+        return self.outage.degraded
+
+    @property
+    def last_error(self) -> str | None:
+        return self.outage.last_error
 
     async def _call(
         self, primary: Callable[[], Awaitable[T]], fallback: Callable[[], Awaitable[T]]
     ) -> T:
-        if self.degraded and time.monotonic() < self._down_until:
+        if self.outage.active():
             return await fallback()
         try:
             result = await primary()
-        except _OUTAGE as error:
-            self._mark_down(error)
+        except OUTAGE_ERRORS as error:
+            self.outage.down(error)
             return await fallback()
-        if self.degraded:
-            self.degraded = False
-            self.last_error = None
-            metrics.degraded.labels("redis").set(0)
-            log.warning("redis reachable again; shared state restored")
+        self.outage.up()
         return result
-
-    def _mark_down(self, error: BaseException) -> None:
-        self._down_until = time.monotonic() + self.retry_s
-        self.last_error = f"{type(error).__name__}: {error}"[:300]
-        if not self.degraded:
-            self.degraded = True
-            metrics.degraded.labels("redis").set(1)
-            log.error(
-                "redis unreachable; serving with in-process state (degraded mode)",
-                error=self.last_error,
-            )
 
     async def incr(self, key: str, amount: int = 1, *, ttl_s: float | None = None) -> int:
         return await self._call(

@@ -6,74 +6,21 @@ outage switches to the in-process limiter at once, logs once and sets the
 tries Redis again and stays there if it answers. Refusals (`RateLimited`) are
 answers, not outages. An admission is released on the backend that granted it.
 
-`Outage` is the bookkeeping of one such fallback, meant to be shared by every
-Redis-backed part: the gauge stays 1 while any of them is degraded.
 """
 
 from __future__ import annotations
 
-import time
-import weakref
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from connectors.state.redis_ratelimit import OUTAGE, RedisRateLimiter
-from engine import metrics
+from connectors.state.outage import OUTAGE_ERRORS as OUTAGE
+from connectors.state.outage import Outage
+from connectors.state.redis_ratelimit import RedisRateLimiter
 from engine.errors import RateLimited
 from engine.governance.ratelimit import NO_LIMITS, Admission, MemoryRateLimiter, Subject, has_limits
 from engine.logs import get_logger
 
 T = TypeVar("T")
-
-# component -> the owners currently degraded on it
-_degraded_owners: dict[str, weakref.WeakSet[Outage]] = {}
-
-
-class Outage:
-    """Degraded-mode state of one client of a shared dependency.
-
-    `active()` says whether to skip the dependency for now; `down(error)` and
-    `up()` record what the last attempt found, logging and moving the
-    `headrace_degraded` gauge only on transitions.
-    """
-
-    def __init__(
-        self, *, component: str = "redis", retry_s: float = 5.0, logger: Any = None,
-        what: str = "shared state",
-    ):
-        self.component = component
-        self.retry_s = retry_s
-        self.log = logger or get_logger("headrace.state")
-        self.what = what
-        self.degraded = False
-        self.last_error: str | None = None
-        self._retry_at = 0.0
-
-    def active(self) -> bool:
-        return self.degraded and time.monotonic() < self._retry_at
-
-    def down(self, error: BaseException) -> None:
-        self._retry_at = time.monotonic() + self.retry_s
-        self.last_error = f"{type(error).__name__}: {error}"[:300]
-        if self.degraded:
-            return
-        self.degraded = True
-        _degraded_owners.setdefault(self.component, weakref.WeakSet()).add(self)
-        metrics.degraded.labels(self.component).set(1)
-        self.log.error(f"{self.component} unreachable; {self.what} served in-process "
-                       "(degraded mode)", error=self.last_error)
-
-    def up(self) -> None:
-        if not self.degraded:
-            return
-        self.degraded = False
-        self.last_error = None
-        owners = _degraded_owners.setdefault(self.component, weakref.WeakSet())
-        owners.discard(self)
-        if not owners:
-            metrics.degraded.labels(self.component).set(0)
-        self.log.warning(f"{self.component} reachable again; {self.what} shared again")
-
 
 class FailoverRateLimiter:
     name = "redis"

@@ -29,10 +29,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from engine import metrics
+from connectors.state.outage import OUTAGE_ERRORS, Outage
 from engine.governance.budgets import (
     DEFAULT_LEASE_S,
     BudgetWindow,
@@ -46,7 +44,6 @@ from engine.store.types import utcnow
 
 log = get_logger("headrace.budgets")
 T = TypeVar("T")
-_OUTAGE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 # Drop reservations whose lease ran out from hash h / zset z (as of `now`).
 _SWEEP = """
@@ -245,46 +242,41 @@ class FailoverBudgetLedger:
                  retry_s: float = 5.0):
         self.redis = redis
         self.memory = memory or MemoryBudgetLedger(redis.seed, lease_s=redis.lease_s)
-        self.retry_s = retry_s
-        self._down_until = 0.0
-        self.degraded = False
-        self.last_error: str | None = None
+        self.outage = Outage(component="redis_budgets", retry_s=retry_s, what="budgets",
+                             logger=log)
         self._unmerged: list[tuple[str, int]] = []  # outage spend not yet added to Redis
+
+    @property
+    def degraded(self) -> bool:
+        return self.outage.degraded
+
+    @property
+    def last_error(self) -> str | None:
+        return self.outage.last_error
 
     async def _call(self, primary: Callable[[], Awaitable[T]],
                     fallback: Callable[[], Awaitable[T]]) -> T:
-        if self.degraded:
-            if time.monotonic() < self._down_until:
+        if self.outage.degraded:
+            if self.outage.active():
                 return await fallback()
             try:
                 await self._merge_back()
-            except _OUTAGE as error:
-                self._mark_down(error)
+            except OUTAGE_ERRORS as error:
+                self.outage.down(error)
                 return await fallback()
         try:
             return await primary()
-        except _OUTAGE as error:
-            self._mark_down(error)
+        except OUTAGE_ERRORS as error:
+            self.outage.down(error)
             return await fallback()
-
-    def _mark_down(self, error: BaseException) -> None:
-        self._down_until = time.monotonic() + self.retry_s
-        self.last_error = f"{type(error).__name__}: {error}"[:300]
-        if not self.degraded:
-            self.degraded = True
-            metrics.degraded.labels("redis_budgets").set(1)
-            log.error("redis unreachable; enforcing budgets in process (degraded mode)",
-                      error=self.last_error)
 
     async def _merge_back(self) -> None:
         """Redis may be back: add the spend settled in process meanwhile, then use Redis."""
         self._unmerged += self.memory.drain()
         await self.redis.add_spent(self._unmerged)
         merged, self._unmerged = len(self._unmerged), []
-        self.degraded = False
-        self.last_error = None
-        metrics.degraded.labels("redis_budgets").set(0)
-        log.warning("redis reachable again; budgets shared again", windows_merged=merged)
+        log.info("budget spend made during the outage added to Redis", windows=merged)
+        self.outage.up()
 
     async def reserve(self, windows: list[BudgetWindow], reservation_id: str,
                       estimate_nano: int) -> str:
@@ -302,8 +294,8 @@ class FailoverBudgetLedger:
             await self.memory.release(windows, reservation_id)
         try:
             return await self.redis.settle(windows, reservation_id, actual_nano)
-        except _OUTAGE as error:
-            self._mark_down(error)
+        except OUTAGE_ERRORS as error:
+            self.outage.down(error)
             # The Redis hold expires with its lease; the cost is counted here meanwhile.
             return await self.memory.settle(windows, reservation_id, actual_nano)
 
@@ -314,8 +306,8 @@ class FailoverBudgetLedger:
             return
         try:
             await self.redis.release(windows, reservation_id)
-        except _OUTAGE as error:
-            self._mark_down(error)  # the hold expires with its lease
+        except OUTAGE_ERRORS as error:
+            self.outage.down(error)  # the hold expires with its lease
 
     async def usage(self, window: BudgetWindow) -> tuple[int, int]:
         return await self._call(lambda: self.redis.usage(window),

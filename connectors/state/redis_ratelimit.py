@@ -19,9 +19,8 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from connectors.state.outage import OUTAGE_ERRORS
 from engine.governance.ratelimit import (
     NO_LIMITS,
     WINDOWS,
@@ -38,7 +37,6 @@ from engine.governance.ratelimit import (
 from engine.logs import get_logger
 
 log = get_logger("headrace.ratelimit")
-OUTAGE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 # The time in ms: ARGV[1] when given (tests), else the server's.
 _NOW = """
@@ -192,7 +190,7 @@ class RedisRateLimiter:
                     for key in slots:
                         pipe.zrem(key, admission_id)
                     await pipe.execute()
-            except OUTAGE as error:
+            except OUTAGE_ERRORS as error:
                 # The slots lapse on their own after slot_ttl_s.
                 log.warning("could not release rate-limit slots in redis",
                             error=f"{type(error).__name__}: {error}"[:300])

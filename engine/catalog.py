@@ -113,9 +113,14 @@ class Catalog:
                 await self._task
 
     async def _refresh_loop(self) -> None:
+        seen = await self.store.fingerprint()
         while True:
             await asyncio.sleep(self.refresh_s)
             try:
+                current = await self.store.fingerprint()
+                if current == seen:
+                    continue
+                seen = current
                 await self.load()
             except Exception as error:  # keep serving the last snapshot
                 log.warning("catalog refresh failed", error=f"{type(error).__name__}: {error}")

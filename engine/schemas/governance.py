@@ -42,7 +42,10 @@ class RateLimits(Strict):
     max_concurrent: int | None = Field(None, ge=1)
 
     def is_empty(self) -> bool:
-        return all(v is None for v in self.model_dump().values())
+        # On every request: plain attribute reads, not a model_dump.
+        return (self.requests_per_minute is None and self.requests_per_hour is None
+                and self.requests_per_day is None and self.tokens_per_minute is None
+                and self.max_concurrent is None)
 
 
 class ApiKeyCreate(Strict):

@@ -187,6 +187,16 @@ class ResourceStore:
             await _release_names(session, kind, id)
         return record
 
+    async def fingerprint(self) -> tuple[int, int, datetime | None]:
+        """Changes whenever any resource is created, updated or deleted (count,
+        version sum, latest update): a cheap way to know a reload is needed."""
+        async with self.db.session() as session:
+            count, versions, latest = (await session.exec(select(
+                sa.func.count(), sa.func.coalesce(sa.func.sum(ResourceRow.version), 0),
+                sa.func.max(ResourceRow.updated_at),
+            ))).one()
+        return int(count), int(versions), latest
+
     async def resolve_name(self, name: str) -> tuple[str, str] | None:
         """The (kind, id) a client-facing name refers to, if any."""
         async with self.db.session() as session:

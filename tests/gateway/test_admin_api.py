@@ -242,3 +242,33 @@ async def test_seeded_code_reviewer_uses_var_code(app, client):
     missing = await client.post("/admin/prompts/code-reviewer/render", json={})
     assert missing.status_code == 400
     assert "code" in (await missing.get_json())["error"]["message"]
+
+
+async def test_another_replicas_changes_arrive_within_the_refresh(settings, mock):
+    import asyncio
+
+    from api.app import create_app
+    from tests.support.live import AUTH
+
+    settings.catalog_refresh_s = 0.2
+    first, second = create_app(settings), create_app(settings)  # one database, two replicas
+    async with first.test_app() as a, second.test_app() as b:
+        one, two = a.test_client(), b.test_client()
+        created = await one.post("/admin/models", headers=AUTH,
+                                 json=model_spec("m9", "openai", mock.url))
+        assert created.status_code == 201
+        for _ in range(50):
+            listing = await (await two.get("/v1/models", headers=AUTH)).get_json()
+            if [m["id"] for m in listing["data"]] == ["m9"]:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the second replica never saw the new model")
+        await one.delete("/admin/models/m9", headers=AUTH)
+        for _ in range(50):
+            listing = await (await two.get("/v1/models", headers=AUTH)).get_json()
+            if not listing["data"]:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the second replica never saw the deletion")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from engine.settings import Settings, normalise_database_url
 
 
@@ -42,10 +44,18 @@ def test_arguments_win(monkeypatch):
 
 
 def test_admin_key_is_kept_secret(monkeypatch):
-    monkeypatch.setenv("HEADRACE_ADMIN_API_KEY", "pk_test_supersecret")
+    monkeypatch.setenv("HEADRACE_ADMIN_API_KEY", "pk_test_supersecret_0123456789")
     settings = Settings()
     assert "supersecret" not in repr(settings)
-    assert settings.admin_api_key.get_secret_value() == "pk_test_supersecret"
+    assert settings.admin_api_key.get_secret_value() == "pk_test_supersecret_0123456789"
+
+
+def test_admin_key_must_be_long_and_empty_means_unset(monkeypatch):
+    monkeypatch.setenv("HEADRACE_ADMIN_API_KEY", "pk_test_short")
+    with pytest.raises(ValueError, match="at least 20 characters"):
+        Settings()
+    monkeypatch.setenv("HEADRACE_ADMIN_API_KEY", "")
+    assert Settings().admin_api_key is None
 
 
 def test_database_url_drivers():

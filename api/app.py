@@ -9,6 +9,7 @@ from quart_schema import hide
 
 import ui
 from api import chat, embeddings, health, messages, models, responses, unsupported
+from api import knowledge as knowledge_api
 from api.admin import gateway as admin_gateway
 from api.admin import governance_usage as admin_usage
 from api.admin import keys as admin_keys
@@ -23,6 +24,8 @@ from connectors.state.redis import connect as connect_redis
 from engine import tokens
 from engine.governance.kinds import governance_kinds
 from engine.governance.pipeline import GovernedGateway
+from engine.knowledge.kinds import knowledge_kinds
+from engine.knowledge.service import KnowledgeService
 from engine.logs import get_logger
 from engine.settings import Settings
 from engine.store import Database, ResourceStore
@@ -50,8 +53,13 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool | None = None
     gov = build_governance(db, parts.catalog, redis)
     parts.registry.audit = gov.audit
     parts.registry.add_kinds(governance_kinds(gov.keys))
+    knowledge = KnowledgeService(
+        db, settings.data_dir, parts.gateway.embed,
+        default_pg_url=None if settings.is_sqlite else settings.resolved_database_url)
+    parts.registry.add_kinds(knowledge_kinds(knowledge))
     state = AppState(settings=settings, db=db, resources=resources, redis=redis, parts=parts,
-                     gov=gov, governed=GovernedGateway(parts.gateway, gov.governance))
+                     gov=gov, governed=GovernedGateway(parts.gateway, gov.governance),
+                     knowledge=knowledge)
     app.extensions["headrace"] = state
 
     register_error_handlers(app)
@@ -63,7 +71,7 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool | None = None
     for blueprint in (chat.blueprint, responses.blueprint, messages.blueprint,
                       embeddings.blueprint, models.blueprint,
                       unsupported.blueprint, admin_gateway.blueprint, admin_keys.blueprint,
-                      admin_usage.blueprint):
+                      admin_usage.blueprint, knowledge_api.blueprint):
         app.register_blueprint(blueprint)
     if serve_ui:
         _mount_ui(app)
@@ -91,6 +99,7 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool | None = None
         for task in background:
             task.cancel()
         await gov.aclose()
+        await knowledge.aclose()
         await parts.aclose()
         if state.redis is not None:
             await state.redis.aclose()

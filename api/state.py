@@ -14,6 +14,7 @@ from engine.store import Database, ResourceStore
 if TYPE_CHECKING:
     from api.wiring import GatewayParts, GovernanceParts
     from engine.governance.pipeline import GovernedGateway
+    from engine.knowledge.service import KnowledgeService
 
 
 @dataclass
@@ -25,6 +26,7 @@ class AppState:
     parts: GatewayParts | None = None
     gov: GovernanceParts | None = None
     governed: GovernedGateway | None = None
+    knowledge: KnowledgeService | None = None  # type: ignore[assignment]
 
     # The parts, by name, for the routes that use them.
     @property

@@ -28,6 +28,7 @@ from engine.validation import parse_spec
 
 Check = Callable[["Registry", BaseModel], Awaitable[None]]
 DeleteCheck = Callable[["Registry", str], Awaitable[None]]
+AfterDelete = Callable[["Registry", ResourceRecord], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Kind:
     claims_names: bool = False  # id and `aliases` are names clients send as `model`
     checks: list[Check] = field(default_factory=list)
     delete_checks: list[DeleteCheck] = field(default_factory=list)
+    after_delete: list[AfterDelete] = field(default_factory=list)  # clean up what it owned
 
     def names(self, spec: BaseModel) -> list[str] | None:
         if not self.claims_names:
@@ -132,6 +134,8 @@ class Registry:
             await check(self, id)
         record = await self.store.delete(kind.name, id)
         await self._changed("delete", kind, id, record.spec, None)
+        for cleanup in kind.after_delete:
+            await cleanup(self, record)
         return record
 
     async def get(self, kind: Kind, id: str) -> ResourceRecord:

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     vault_namespace: str | None = None
     aws_region: str | None = Field(None, description="Region for aws: secret references")
     aws_endpoint_url: str | None = Field(None, description="Secrets Manager endpoint override")
+    # Knowledge bases
+    knowledge_allow_private_urls: bool = Field(
+        False, description="Let document URLs point at private, loopback or link-local hosts")
+    knowledge_max_document_bytes: int = Field(50_000_000, gt=0)
 
     @field_validator("admin_api_key")
     @classmethod

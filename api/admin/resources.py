@@ -7,6 +7,7 @@ history. Responses are the stored spec plus `object`, `version` and times.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,8 @@ from api.validation import json_body, query_args, responds
 from engine.errors import InvalidRequest, UnsupportedMediaType
 from engine.schemas.common import Deleted, Page, Version
 from engine.store.resources import ResourceRecord, VersionRecord
+
+Describe = Callable[[ResourceRecord], Awaitable[dict[str, Any]]]
 
 
 class VersionList(BaseModel):
@@ -62,8 +65,13 @@ async def json_object() -> dict[str, Any]:
 
 
 def mount(bp: Blueprint, kind: str, schema: type[BaseModel], path: str,
-          title: str) -> type[BaseModel]:
-    """Add the CRUD routes of registry kind `kind` under `/admin/<path>`."""
+          title: str, *, describe: Describe | None = None,
+          extra_fields: dict[str, Any] | None = None) -> type[BaseModel]:
+    """Add the CRUD routes of registry kind `kind` under `/admin/<path>`.
+
+    `describe` adds live fields (counts, health) to a single resource's GET;
+    `extra_fields` declares them for the document.
+    """
     resource = create_model(
         f"{schema.__name__.removesuffix('Spec')}Resource",
         __base__=schema,
@@ -71,6 +79,7 @@ def mount(bp: Blueprint, kind: str, schema: type[BaseModel], path: str,
         version=(int, ...),
         created_at=(datetime, ...),
         updated_at=(datetime, ...),
+        **(extra_fields or {}),
     )
     listing = create_model(
         f"{schema.__name__.removesuffix('Spec')}List",
@@ -120,7 +129,11 @@ def mount(bp: Blueprint, kind: str, schema: type[BaseModel], path: str,
     @responds(200, resource)
     async def get(id: str) -> dict:
         reg, k = registry()
-        return resource_body(await reg.get(k, id))
+        record = await reg.get(k, id)
+        body = resource_body(record)
+        if describe is not None:
+            body.update(await describe(record))
+        return body
 
     async def update(id: str) -> dict:
         reg, k = registry()

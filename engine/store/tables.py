@@ -122,3 +122,27 @@ class AuditRow(SQLModel, table=True):
     before: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONType))
     after: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONType))
     request_id: str | None = Field(default=None, max_length=128)
+
+
+class DocumentRow(SQLModel, table=True):
+    """A document in a knowledge base; its chunks live in the KB's vector store.
+
+    `generation` changes on every (re)ingestion: chunk ids carry it, so a
+    replacement stores the new chunks before removing the old ones.
+    """
+
+    __tablename__ = "kb_documents"
+
+    kb_id: str = Field(primary_key=True, max_length=64)
+    id: str = Field(primary_key=True, max_length=128)
+    name: str = Field(max_length=512)
+    source: str = Field(max_length=2048)
+    content_type: str | None = Field(default=None, max_length=128)
+    etag: str | None = Field(default=None, max_length=256)
+    status: str = Field(max_length=16)
+    error: str | None = Field(default=None, max_length=2000)
+    generation: int = 0
+    chunk_count: int = 0
+    metadata_: dict[str, Any] = Field(sa_column=sa.Column("metadata", JSONType, nullable=False))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    updated_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))

@@ -1,0 +1,222 @@
+"""Knowledge bases: `/admin/knowledge-bases` (CRUD, documents) and
+`POST /v1/knowledge-bases/<id>/search`."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from quart import Blueprint, g, request
+from quart_schema import tag
+
+from api.admin.resources import mount
+from api.state import app_state
+from api.validation import json_body, query_args, responds
+from connectors.web import fetch
+from engine.errors import HeadraceError, InvalidRequest, UnsupportedMediaType
+from engine.knowledge.service import document_body
+from engine.schemas.common import Deleted, Page
+from engine.schemas.knowledge import (
+    Document,
+    KnowledgeBaseSpec,
+    SearchDocument,
+    SearchRequest,
+    SearchResponse,
+    TextDocument,
+)
+from engine.store.resources import ResourceRecord
+from engine.validation import invalid_from, parse_spec
+
+blueprint = Blueprint("knowledge", __name__)
+TAG = ["Knowledge bases"]
+
+
+async def _describe(record: ResourceRecord) -> dict[str, Any]:
+    spec = parse_spec(KnowledgeBaseSpec, record.spec)
+    return await app_state().knowledge.stats(spec)
+
+
+mount(blueprint, "knowledge_base", KnowledgeBaseSpec, "knowledge-bases", "Knowledge base",
+      describe=_describe,
+      extra_fields={"document_count": (int | None, None), "chunk_count": (int | None, None),
+                    "health": (dict[str, Any] | None, None)})
+
+
+async def _spec(kb_id: str) -> KnowledgeBaseSpec:
+    record = await app_state().resources.get("knowledge_base", kb_id)
+    return parse_spec(KnowledgeBaseSpec, record.spec)
+
+
+class IngestError(BaseModel):
+    name: str
+    error: str
+
+
+class IngestResult(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Document]
+    errors: list[IngestError]
+
+
+class DocumentList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Document]
+    total: int
+    limit: int
+    offset: int
+    has_more: bool
+
+
+class Chunk(BaseModel):
+    id: str
+    chunk_index: int
+    content: str
+    metadata: dict[str, Any]
+
+
+class DocumentWithChunks(Document):
+    chunks: list[Chunk]
+
+
+async def _sources(document_id: str | None = None) -> list[dict[str, Any]]:
+    """What the request wants ingested: uploaded files, or one text/URL document."""
+    mimetype = request.mimetype
+    if mimetype == "multipart/form-data":
+        form, files = await request.form, await request.files
+        metadata: dict[str, Any] = {}
+        if form.get("metadata"):
+            try:
+                metadata = orjson.loads(form["metadata"])
+            except orjson.JSONDecodeError:
+                raise InvalidRequest("metadata: not valid JSON", param="metadata") from None
+            if not isinstance(metadata, dict):
+                raise InvalidRequest("metadata: must be a JSON object", param="metadata")
+        uploads = files.getlist("file") or files.getlist("files")
+        if not uploads:
+            raise InvalidRequest("upload at least one file in the field `file`", param="file")
+        if document_id is not None and len(uploads) != 1:
+            raise InvalidRequest("replacing a document takes exactly one file", param="file")
+        return [{"name": f.filename or "upload", "data": f.read(),
+                 "content_type": f.mimetype or None, "source": f"upload:{f.filename}",
+                 "metadata": metadata, "id": document_id or form.get("document_id")}
+                for f in uploads]
+    if mimetype != "application/json":
+        raise UnsupportedMediaType("send multipart/form-data (files) or application/json "
+                                   f"(text or url), not {mimetype or 'nothing'}")
+    try:
+        body = TextDocument.model_validate_json(await request.get_data())
+    except ValidationError as error:
+        raise invalid_from(error) from None
+    state = app_state()
+    if body.url is not None:
+        settings = state.settings
+        fetched = await fetch(body.url, allow_private=settings.knowledge_allow_private_urls,
+                              max_bytes=settings.knowledge_max_document_bytes)
+        name = body.name or fetched.url.rstrip("/").rsplit("/", 1)[-1] or fetched.url
+        return [{"name": name, "data": fetched.data,
+                 "content_type": body.content_type or fetched.content_type,
+                 "source": fetched.url, "metadata": {"source_url": fetched.url, **body.metadata},
+                 "id": document_id or body.id, "etag": fetched.etag, "chunking": body.chunking}]
+    assert body.text is not None
+    return [{"name": body.name or body.id or "text", "data": body.text.encode(),
+             "content_type": body.content_type or "text/plain", "source": "text",
+             "metadata": body.metadata, "id": document_id or body.id,
+             "chunking": body.chunking}]
+
+
+async def _ingest(kb_id: str, document_id: str | None = None) -> tuple[dict, int]:
+    spec = await _spec(kb_id)
+    knowledge = app_state().knowledge
+    done, errors = [], []
+    for source in await _sources(document_id):
+        try:
+            row = await knowledge.ingest(
+                spec, source["data"], name=source["name"], source=source["source"],
+                content_type=source["content_type"], metadata=source["metadata"],
+                document_id=source["id"], chunking=source.get("chunking"),
+                etag=source.get("etag"))
+        except HeadraceError as error:
+            errors.append({"name": source["name"], "error": error.message})
+            continue
+        done.append(document_body(row))
+    if not done and errors:  # nothing stored: the request failed as a whole
+        raise InvalidRequest(f"{errors[0]['name']}: {errors[0]['error']}",
+                             code="ingestion_failed")
+    return {"object": "list", "data": done, "errors": errors}, 201 if document_id is None else 200
+
+
+@blueprint.post("/admin/knowledge-bases/<kb_id>/documents")
+@tag(TAG)
+@responds(201, IngestResult)
+async def add_documents(kb_id: str) -> tuple[dict, int]:
+    """Ingest documents: upload files (`multipart/form-data`, field `file`, optional
+    `metadata` JSON and `document_id`), or JSON `{"text" | "url", "metadata", ...}`.
+
+    Parsed, chunked, embedded and stored; per-file failures are listed in `errors`.
+    """
+    return await _ingest(kb_id)
+
+
+@blueprint.put("/admin/knowledge-bases/<kb_id>/documents/<document_id>")
+@tag(TAG)
+@responds(200, IngestResult)
+async def replace_document(kb_id: str, document_id: str) -> tuple[dict, int]:
+    """Re-ingest a document under the same id; its old chunks go only once the new
+    ones are stored."""
+    await app_state().knowledge.get_document(kb_id, document_id)
+    return await _ingest(kb_id, document_id)
+
+
+@blueprint.get("/admin/knowledge-bases/<kb_id>/documents")
+@tag(TAG)
+@query_args(Page)
+@responds(200, DocumentList)
+async def list_documents(kb_id: str, query: Page) -> dict:
+    """A knowledge base's documents."""
+    await _spec(kb_id)
+    rows, total = await app_state().knowledge.list_documents(kb_id, limit=query.limit,
+                                                              offset=query.offset)
+    return {"object": "list", "data": [document_body(r) for r in rows], "total": total,
+            "limit": query.limit, "offset": query.offset,
+            "has_more": query.offset + len(rows) < total}
+
+
+@blueprint.get("/admin/knowledge-bases/<kb_id>/documents/<document_id>")
+@tag(TAG)
+@responds(200, DocumentWithChunks)
+async def get_document(kb_id: str, document_id: str) -> dict:
+    """A document with its chunks, in order."""
+    spec = await _spec(kb_id)
+    knowledge = app_state().knowledge
+    row = await knowledge.get_document(kb_id, document_id)
+    chunks = await knowledge.chunks_of(spec, row)
+    return {**document_body(row), "chunks": [
+        {"id": c.id, "chunk_index": c.chunk_index, "content": c.content,
+         "metadata": c.metadata} for c in chunks]}
+
+
+@blueprint.delete("/admin/knowledge-bases/<kb_id>/documents/<document_id>")
+@tag(TAG)
+@responds(200, Deleted)
+async def delete_document(kb_id: str, document_id: str) -> dict:
+    """Delete a document and its chunks."""
+    spec = await _spec(kb_id)
+    await app_state().knowledge.delete_document(spec, document_id)
+    return {"id": document_id, "object": "document", "deleted": True}
+
+
+@blueprint.post("/v1/knowledge-bases/<kb_id>/search")
+@tag(TAG)
+@json_body(SearchRequest)
+@responds(200, SearchResponse)
+async def search(kb_id: str, body: SearchRequest) -> dict:
+    """Search a knowledge base: vector similarity, or hybrid (vector + keyword, fused
+    with reciprocal rank fusion), with metadata filters."""
+    app_state().governance.authorize(g.principal, "knowledge_bases", kb_id)
+    spec = await _spec(kb_id)
+    hits = await app_state().knowledge.search(spec, body)
+    documents = [SearchDocument(id=h.id, document_id=h.document_id, content=h.content,
+                                score=h.score, metadata=h.metadata,
+                                chunk_index=h.chunk_index).model_dump() for h in hits]
+    return {"documents": documents, "count": len(documents)}

@@ -258,8 +258,61 @@ def report(results: list[dict[str, Any]]) -> bool:
     return ok
 
 
+_WORDS = ("river data model search vector index latency budget policy refund customer "
+          "invoice engine workflow document chunk token embedding gateway retry circuit "
+          "breaker window summary report quarter revenue growth cost team key").split()
+
+
+def corpus(n_docs: int, paragraphs: int = 12) -> list[str]:
+    """Markdown documents of generated sentences (deterministic)."""
+    rng = np.random.default_rng(7)
+    docs = []
+    for d in range(n_docs):
+        parts = [f"# Document {d}"]
+        for p in range(paragraphs):
+            sentences = [" ".join(rng.choice(_WORDS, size=int(rng.integers(8, 20)))).capitalize()
+                         + "." for _ in range(int(rng.integers(3, 7)))]
+            parts.append(f"## Section {p}\n\n" + " ".join(sentences))
+        docs.append("\n\n".join(parts))
+    return docs
+
+
+async def bench_ingestion(n_docs: int) -> dict[str, Any]:
+    """Parse+chunk and embed (offline MiniLM) throughput, measured separately."""
+    from engine.knowledge.chunking import ChunkingSettings, chunk_async
+    from engine.knowledge.embedding import LocalMiniLM
+    from engine.knowledge.parsing import parse_async
+
+    docs = corpus(n_docs)
+    settings = ChunkingSettings(strategy="recursive", size=800, overlap=80)
+    await parse_async(b"# warm up\n\nx", filename="w.md", content_type="text/markdown")
+    started = time.perf_counter()
+    texts: list[str] = []
+    for i, doc in enumerate(docs):
+        parsed = await parse_async(doc.encode(), filename=f"doc{i}.md",
+                                   content_type="text/markdown")
+        texts += [c.text for c in await chunk_async(parsed, settings)]
+    parse_s = time.perf_counter() - started
+    embedder = LocalMiniLM()
+    await embedder.embed(["warm up"])
+    started = time.perf_counter()
+    for i in range(0, len(texts), 64):
+        await embedder.embed(texts[i:i + 64])
+    embed_s = time.perf_counter() - started
+    result = {"documents": n_docs, "chunks": len(texts),
+              "parse_chunk_chunks_per_s": round(len(texts) / parse_s, 1),
+              "parse_chunk_docs_per_s": round(n_docs / parse_s, 1),
+              "embed_chunks_per_s": round(len(texts) / embed_s, 1)}
+    print(f"ingestion: {n_docs} docs, {len(texts)} chunks | parse+chunk "
+          f"{result['parse_chunk_chunks_per_s']} chunks/s ({result['parse_chunk_docs_per_s']} "
+          f"docs/s) | embed (local MiniLM, 2 cores) {result['embed_chunks_per_s']} chunks/s")
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--ingest-docs", type=int, default=200,
+                        help="documents in the generated ingestion corpus (0: skip)")
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--backends", default="embedded,pgvector,qdrant")
     parser.add_argument("--queries", type=int, default=200)
@@ -273,6 +326,8 @@ def main() -> None:
     unknown = set(backends) - set(BACKENDS)
     if unknown:
         parser.error(f"unknown backends: {', '.join(sorted(unknown))}")
+    if args.ingest_docs:
+        asyncio.run(bench_ingestion(20 if args.quick else args.ingest_docs))
     results = asyncio.run(bench_search(backends, sizes, n_queries))
     sys.exit(0 if report(results) else 1)
 

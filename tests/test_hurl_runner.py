@@ -1,4 +1,4 @@
-"""Unit tests for the pure-Python Hurl runner in tests/support/hurl.py.
+"""Unit tests for the pure-Python Hurl runner in tests/support/hurl.
 
 A small HTTP server runs in a thread for the whole module; every test runs real Hurl
 source against it and checks the real outcome (pass/fail, messages, what the server saw).

@@ -190,27 +190,41 @@ def create_key(name: str, admin: bool, team_id: str | None, environment: str,
 
 @cli.command()
 @click.argument("kb_id")
-@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.argument("path")
 @click.option("--api-url", default="http://127.0.0.1:8080", show_default=True,
               envvar="HEADRACE_API_URL", help="The Headrace to ingest into")
 @click.option("--api-key", envvar="HEADRACE_API_KEY", required=True,
               help="An admin key [env HEADRACE_API_KEY]")
 @click.option("--metadata", help="JSON object added to every document's metadata")
-def ingest(kb_id: str, path: Path, api_url: str, api_key: str, metadata: str | None) -> None:
-    """Upload a file, or every file under a directory, into a knowledge base."""
+@click.option("--s3-endpoint-url", help="s3:// only: an S3-compatible endpoint")
+@click.option("--s3-region", default="us-east-1", show_default=True,
+              help="s3:// only: the bucket's region")
+@click.option("--s3-credentials", help="s3:// only: secret reference (on the server) to "
+              "JSON {aws_access_key_id, aws_secret_access_key}; default: the AWS chain")
+def ingest(kb_id: str, path: str, api_url: str, api_key: str, metadata: str | None,
+           s3_endpoint_url: str | None, s3_region: str, s3_credentials: str | None) -> None:
+    """Upload a file, or every file under a directory, into a knowledge base; or, with
+    s3://bucket/prefix, have the server ingest the changed objects under that prefix."""
     import httpx
 
-    files = sorted(p for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file())
+    headers = {"Authorization": f"Bearer {api_key}"}
+    if path.startswith("s3://"):
+        _ingest_s3(kb_id, path, api_url, headers, metadata=metadata,
+                   endpoint_url=s3_endpoint_url, region=s3_region, credentials=s3_credentials)
+        return
+    root = Path(path)
+    if not root.exists():
+        raise click.BadParameter(f"{path} does not exist", param_hint="PATH")
+    files = sorted(p for p in ([root] if root.is_file() else root.rglob("*")) if p.is_file())
     if not files:
         raise click.ClickException(f"no files under {path}")
-    headers = {"Authorization": f"Bearer {api_key}"}
     failed: list[str] = []
     chunks = 0
     with httpx.Client(base_url=api_url.rstrip("/"), headers=headers, timeout=600) as client, \
             click.progressbar(files, label=f"ingesting into {kb_id}",
                               item_show_func=lambda p: p.name if p else "") as bar:
         for file in bar:
-            form = {"document_id": _document_id_for(file, path)}
+            form = {"document_id": _document_id_for(file, root)}
             if metadata:
                 form["metadata"] = metadata
             with file.open("rb") as handle:
@@ -225,6 +239,43 @@ def ingest(kb_id: str, path: Path, api_url: str, api_key: str, metadata: str | N
     for line in failed:
         click.echo(f"failed: {line}", err=True)
     if failed:
+        sys.exit(1)
+
+
+def _ingest_s3(kb_id: str, uri: str, api_url: str, headers: dict[str, str], *,
+               metadata: str | None, endpoint_url: str | None, region: str,
+               credentials: str | None) -> None:
+    import json
+
+    import httpx
+
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    if not bucket:
+        raise click.BadParameter(f"{uri}: expected s3://bucket/prefix", param_hint="PATH")
+    source: dict[str, object] = {"bucket": bucket, "prefix": prefix, "region": region}
+    if endpoint_url:
+        source["endpoint_url"] = endpoint_url
+    if credentials:
+        source["credentials"] = credentials
+    body: dict[str, object] = {"s3": source}
+    if metadata:
+        try:
+            body["metadata"] = json.loads(metadata)
+        except ValueError:
+            raise click.BadParameter("not valid JSON", param_hint="--metadata") from None
+    click.echo(f"ingesting {uri} into {kb_id}...", err=True)
+    with httpx.Client(base_url=api_url.rstrip("/"), headers=headers, timeout=3600) as client:
+        response = client.post(f"/admin/knowledge-bases/{kb_id}/documents", json=body)
+    result = response.json()
+    if response.status_code >= 400:
+        raise click.ClickException(result.get("error", {}).get("message") or response.text)
+    errors = result.get("errors", [])
+    click.echo(f"{len(result['data'])} ingested, {len(result.get('skipped', []))} skipped "
+               f"(unchanged), {len(errors)} failed; "
+               f"{sum(d['chunk_count'] for d in result['data'])} chunks")
+    for error in errors:
+        click.echo(f"failed: {error['name']}: {error['error']}", err=True)
+    if errors:
         sys.exit(1)
 
 

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import re
+from collections import deque
 from typing import Any, Literal
 
 import orjson
@@ -13,13 +17,15 @@ from quart_schema import tag
 from api.admin.resources import mount
 from api.state import app_state
 from api.validation import json_body, query_args, responds
+from connectors import s3
 from connectors.web import fetch
-from engine.errors import HeadraceError, InvalidRequest, UnsupportedMediaType
+from engine.errors import HeadraceError, InvalidRequest, NotFound, UnsupportedMediaType
 from engine.knowledge.service import document_body
 from engine.schemas.common import Deleted, Page
 from engine.schemas.knowledge import (
     Document,
     KnowledgeBaseSpec,
+    S3Source,
     SearchDocument,
     SearchRequest,
     SearchResponse,
@@ -53,10 +59,16 @@ class IngestError(BaseModel):
     error: str
 
 
+class IngestSkipped(BaseModel):
+    name: str
+    reason: str
+
+
 class IngestResult(BaseModel):
     object: Literal["list"] = "list"
     data: list[Document]
     errors: list[IngestError]
+    skipped: list[IngestSkipped] = []
 
 
 class DocumentList(BaseModel):
@@ -79,8 +91,108 @@ class DocumentWithChunks(Document):
     chunks: list[Chunk]
 
 
-async def _sources(document_id: str | None = None) -> list[dict[str, Any]]:
-    """What the request wants ingested: uploaded files, or one text/URL document."""
+S3_CONCURRENCY = 4  # objects fetched at once
+
+
+def s3_document_id(key: str) -> str:
+    """A document id from an object key: the allowed characters, at most 128 (a long
+    key keeps a hash of itself so truncated keys stay distinct)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._:-]+", "-", key).strip("-") or "object"
+    if len(cleaned) > 128:
+        cleaned = f"{cleaned[:119]}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
+    return cleaned
+
+
+async def _s3_credentials(reference: str | None) -> dict[str, str] | None:
+    if reference is None:
+        return None
+    value = await app_state().secrets.get(reference)
+    try:
+        data = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        data = None
+    if not (isinstance(data, dict) and isinstance(data.get("aws_access_key_id"), str)
+            and isinstance(data.get("aws_secret_access_key"), str)):
+        raise InvalidRequest(f"{reference} must hold JSON with aws_access_key_id and "
+                             "aws_secret_access_key", param="s3.credentials")
+    return data
+
+
+async def _s3_sources(kb_id: str, body: TextDocument) -> tuple[list[dict[str, Any]],
+                                                              list[dict[str, str]]]:
+    """The objects under the prefix that changed since their last ingest (each with a
+    `fetch` coroutine function instead of `data`), and those skipped as unchanged."""
+    source: S3Source = body.s3  # type: ignore[assignment]
+    state = app_state()
+    access = {"region": source.region, "endpoint_url": source.endpoint_url,
+              "credentials": await _s3_credentials(source.credentials)}
+    objects = await s3.list_objects(source.bucket, source.prefix,
+                                    max_objects=source.max_objects, **access)
+    max_bytes = state.settings.knowledge_max_document_bytes
+    todo: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
+    seen: dict[str, str] = {}
+    for obj in objects:
+        document_id = s3_document_id(obj.key)
+        if document_id in seen:
+            todo.append({"name": obj.key, "error": f"document id '{document_id}' is also "
+                         f"that of {seen[document_id]}"})
+            continue
+        seen[document_id] = obj.key
+        try:
+            existing = await state.knowledge.get_document(kb_id, document_id)
+        except NotFound:
+            existing = None
+        if existing is not None and obj.etag and existing.etag == obj.etag:
+            skipped.append({"name": obj.key, "reason": "unchanged"})
+            continue
+        uri = f"s3://{source.bucket}/{obj.key}"
+
+        async def fetch_object(key: str = obj.key) -> bytes:
+            return await s3.get_object(source.bucket, key, max_bytes=max_bytes, **access)
+
+        todo.append({"name": obj.key, "fetch": fetch_object, "content_type": body.content_type,
+                     "source": uri, "id": document_id, "etag": obj.etag,
+                     "chunking": body.chunking,
+                     "metadata": {**body.metadata, "source_uri": uri, "s3_etag": obj.etag}})
+    return todo, skipped
+
+
+async def _fetched(sources: list[dict[str, Any]]):
+    """Each source with its data, fetching at most S3_CONCURRENCY ahead (bounded
+    memory); a failed fetch yields the source with an `error`."""
+    async def load(source: dict[str, Any]) -> dict[str, Any]:
+        if "fetch" not in source:
+            return source
+        try:
+            return {**source, "data": await source["fetch"]()}
+        except HeadraceError as error:
+            return {**source, "error": error.message}
+
+    remaining = iter(sources)
+    pending: deque[asyncio.Task] = deque()
+
+    def start() -> None:
+        nxt = next(remaining, None)
+        if nxt is not None:
+            pending.append(asyncio.ensure_future(load(nxt)))
+
+    for _ in range(S3_CONCURRENCY):
+        start()
+    try:
+        while pending:
+            task = pending.popleft()
+            start()
+            yield await task
+    finally:
+        for task in pending:
+            task.cancel()
+
+
+async def _sources(kb_id: str, document_id: str | None = None
+                   ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """What the request wants ingested: uploaded files, one text/URL document, or the
+    changed objects under an S3 prefix; and what was skipped as unchanged."""
     mimetype = request.mimetype
     if mimetype == "multipart/form-data":
         form, files = await request.form, await request.files
@@ -100,7 +212,7 @@ async def _sources(document_id: str | None = None) -> list[dict[str, Any]]:
         return [{"name": f.filename or "upload", "data": f.read(),
                  "content_type": f.mimetype or None, "source": f"upload:{f.filename}",
                  "metadata": metadata, "id": document_id or form.get("document_id")}
-                for f in uploads]
+                for f in uploads], []
     if mimetype != "application/json":
         raise UnsupportedMediaType("send multipart/form-data (files) or application/json "
                                    f"(text or url), not {mimetype or 'nothing'}")
@@ -109,6 +221,11 @@ async def _sources(document_id: str | None = None) -> list[dict[str, Any]]:
     except ValidationError as error:
         raise invalid_from(error) from None
     state = app_state()
+    if body.s3 is not None:
+        if document_id is not None or body.id is not None:
+            raise InvalidRequest("an s3 source names its documents by object key; "
+                                 "give no document id", param="s3")
+        return await _s3_sources(kb_id, body)
     if body.url is not None:
         settings = state.settings
         fetched = await fetch(body.url, allow_private=settings.knowledge_allow_private_urls,
@@ -117,19 +234,24 @@ async def _sources(document_id: str | None = None) -> list[dict[str, Any]]:
         return [{"name": name, "data": fetched.data,
                  "content_type": body.content_type or fetched.content_type,
                  "source": fetched.url, "metadata": {"source_url": fetched.url, **body.metadata},
-                 "id": document_id or body.id, "etag": fetched.etag, "chunking": body.chunking}]
+                 "id": document_id or body.id, "etag": fetched.etag, "chunking": body.chunking}
+                ], []
     assert body.text is not None
     return [{"name": body.name or body.id or "text", "data": body.text.encode(),
              "content_type": body.content_type or "text/plain", "source": "text",
              "metadata": body.metadata, "id": document_id or body.id,
-             "chunking": body.chunking}]
+             "chunking": body.chunking}], []
 
 
 async def _ingest(kb_id: str, document_id: str | None = None) -> tuple[dict, int]:
     spec = await _spec(kb_id)
     knowledge = app_state().knowledge
     done, errors = [], []
-    for source in await _sources(document_id):
+    sources, skipped = await _sources(kb_id, document_id)
+    async for source in _fetched(sources):
+        if "error" in source:
+            errors.append({"name": source["name"], "error": source["error"]})
+            continue
         try:
             row = await knowledge.ingest(
                 spec, source["data"], name=source["name"], source=source["source"],
@@ -140,10 +262,11 @@ async def _ingest(kb_id: str, document_id: str | None = None) -> tuple[dict, int
             errors.append({"name": source["name"], "error": error.message})
             continue
         done.append(document_body(row))
-    if not done and errors:  # nothing stored: the request failed as a whole
+    if not done and not skipped and errors:  # nothing stored: the request failed as a whole
         raise InvalidRequest(f"{errors[0]['name']}: {errors[0]['error']}",
                              code="ingestion_failed")
-    return {"object": "list", "data": done, "errors": errors}, 201 if document_id is None else 200
+    return ({"object": "list", "data": done, "errors": errors, "skipped": skipped},
+            201 if document_id is None else 200)
 
 
 @blueprint.post("/admin/knowledge-bases/<kb_id>/documents")
@@ -151,9 +274,11 @@ async def _ingest(kb_id: str, document_id: str | None = None) -> tuple[dict, int
 @responds(201, IngestResult)
 async def add_documents(kb_id: str) -> tuple[dict, int]:
     """Ingest documents: upload files (`multipart/form-data`, field `file`, optional
-    `metadata` JSON and `document_id`), or JSON `{"text" | "url", "metadata", ...}`.
+    `metadata` JSON and `document_id`), or JSON `{"text" | "url" | "s3", "metadata", ...}`.
 
     Parsed, chunked, embedded and stored; per-file failures are listed in `errors`.
+    An `s3` source ingests every object under a prefix (document id: the key); objects
+    whose ETag matches the stored document's are listed in `skipped`.
     """
     return await _ingest(kb_id)
 

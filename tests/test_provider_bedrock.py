@@ -150,7 +150,8 @@ def test_unsupported_parameters_are_refused_by_name(field: str, value: Any) -> N
 
 
 def test_n_of_one_is_fine() -> None:
-    to_converse(chat(n=1), MODEL)
+    converse = to_converse(chat(n=1), MODEL)
+    assert converse["modelId"] == MODEL and converse["messages"]
 
 
 def test_json_response_format_is_a_forced_tool() -> None:

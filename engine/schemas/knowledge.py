@@ -88,6 +88,30 @@ class SearchResponse(BaseModel):
     count: int
 
 
+class S3Source(Strict):
+    """Every object under an S3 prefix; unchanged objects (same ETag) are skipped."""
+
+    bucket: str = Field(min_length=3, max_length=63,
+                        pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    prefix: str = Field("", max_length=1024)
+    region: str = Field("us-east-1", min_length=1, max_length=64,
+                        pattern=r"^[a-z0-9-]+$")
+    endpoint_url: str | None = Field(None, max_length=2048,
+                                     description="An S3-compatible endpoint (http or https)")
+    credentials: str | None = Field(
+        None, max_length=512,
+        description='Secret reference to JSON {"aws_access_key_id", "aws_secret_access_key"}; '
+        "default: the AWS credential chain")
+    max_objects: int = Field(1000, ge=1, le=100_000)
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("endpoint_url must be http:// or https://")
+        return value
+
+
 class TextDocument(Strict):
     """A document given as text (or JSON) in the request body."""
 
@@ -95,14 +119,15 @@ class TextDocument(Strict):
     name: str | None = Field(None, max_length=512)
     text: str | None = Field(None, min_length=1)
     url: str | None = Field(None, max_length=2048, description="Fetch the document from here")
+    s3: S3Source | None = Field(None, description="Ingest every object under an S3 prefix")
     content_type: str | None = Field(None, max_length=128)
     metadata: dict[str, Any] = Field(default_factory=dict)
     chunking: ChunkingSpec | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> TextDocument:
-        if (self.text is None) == (self.url is None):
-            raise ValueError("give exactly one of text or url")
+        if sum(v is not None for v in (self.text, self.url, self.s3)) != 1:
+            raise ValueError("give exactly one of text, url or s3")
         return self
 
     @field_validator("url")

@@ -20,7 +20,7 @@ from api.validation import json_body, query_args, responds
 from connectors import s3
 from connectors.web import fetch
 from engine.errors import HeadraceError, InvalidRequest, NotFound, UnsupportedMediaType
-from engine.knowledge.service import document_body
+from engine.knowledge.service import document_body, document_id_for
 from engine.schemas.common import Deleted, Page
 from engine.schemas.knowledge import (
     Document,
@@ -243,6 +243,17 @@ async def _sources(kb_id: str, document_id: str | None = None
              "chunking": body.chunking}], []
 
 
+def content_etag(spec: KnowledgeBaseSpec, source: dict[str, Any]) -> str:
+    """What decides a document's chunks: its bytes, metadata and the settings that
+    process them. The same again means nothing to do, so a batch can be re-run
+    after a failure and only the missing or changed documents are ingested."""
+    digest = hashlib.sha256(source["data"])
+    digest.update(orjson.dumps([source["metadata"], source.get("content_type"),
+                                (source.get("chunking") or spec.chunking).model_dump(),
+                                spec.embedding.model_dump()], option=orjson.OPT_SORT_KEYS))
+    return f"sha256:{digest.hexdigest()}"
+
+
 async def _ingest(kb_id: str, document_id: str | None = None) -> tuple[dict, int]:
     spec = await _spec(kb_id)
     knowledge = app_state().knowledge
@@ -251,6 +262,12 @@ async def _ingest(kb_id: str, document_id: str | None = None) -> tuple[dict, int
     async for source in _fetched(sources):
         if "error" in source:
             errors.append({"name": source["name"], "error": source["error"]})
+            continue
+        if not source.get("etag"):
+            source["etag"] = content_etag(spec, source)
+        source["id"] = source["id"] or document_id_for(source["name"])
+        if await knowledge.unchanged(kb_id, source["id"], source["etag"]):
+            skipped.append({"name": source["name"], "reason": "unchanged"})
             continue
         try:
             row = await knowledge.ingest(

@@ -86,7 +86,8 @@ def document_body(row: DocumentRow) -> dict[str, Any]:
             "updated_at": row.updated_at}
 
 
-def _document_id(name: str) -> str:
+def document_id_for(name: str) -> str:
+    """A stable id from a document's name (for sources that give none)."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")[:80] or "document"
     return f"{slug}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
@@ -187,7 +188,7 @@ class KnowledgeService:
         from engine.knowledge.chunking import ChunkingSettings, chunk_async
         from engine.knowledge.parsing import parse_async
 
-        document_id = document_id or _document_id(name)
+        document_id = document_id or document_id_for(name)
         parsed = await parse_async(data, filename=name, content_type=content_type)
         settings = ChunkingSettings.model_validate((chunking or spec.chunking).model_dump())
         pieces = await chunk_async(parsed, settings, metadata=metadata)
@@ -239,6 +240,13 @@ class KnowledgeService:
         if row is None and not missing_ok:
             raise NotFound(f"document '{document_id}' not found in knowledge base '{kb_id}'")
         return row
+
+    async def unchanged(self, kb_id: str, document_id: str, etag: str | None) -> bool:
+        """Whether the document is stored, ready, from exactly this content."""
+        if not etag:
+            return False
+        row = await self._get_row(kb_id, document_id, missing_ok=True)
+        return row is not None and row.status == "ready" and row.etag == etag
 
     async def get_document(self, kb_id: str, document_id: str) -> DocumentRow:
         row = await self._get_row(kb_id, document_id)

@@ -199,3 +199,16 @@ async def test_key_permissions_apply_to_search(client, anonymous, kb):
     refused = await anonymous.post("/v1/knowledge-bases/kb1/search", json={"query": "x"},
                                    headers={"Authorization": f"Bearer {secret}"})
     assert refused.status_code == 403
+
+
+async def test_rerunning_a_batch_skips_what_is_already_stored(client, kb):
+    again = await client.post("/admin/knowledge-bases/kb1/documents", json={
+        "id": "cats", "text": "Cats are small domesticated felines that purr.\n\n"
+        "They sleep most of the day.", "metadata": {"topic": "animals", "year": 2021}})
+    body = await again.get_json()
+    assert again.status_code == 201, body
+    assert body["data"] == [] and body["skipped"] == [{"name": "cats", "reason": "unchanged"}]
+    changed = await client.post("/admin/knowledge-bases/kb1/documents", json={
+        "id": "cats", "text": "Cats are small domesticated felines that purr.\n\n"
+        "They sleep most of the day.", "metadata": {"topic": "animals", "year": 2022}})
+    assert (await changed.get_json())["data"][0]["metadata"]["year"] == 2022

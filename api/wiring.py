@@ -54,6 +54,7 @@ class GovernanceParts:
     governance: Governance
 
     async def aclose(self) -> None:
+        await self.governance.drain()
         await self.usage.close()
         await self.authenticator.flush_last_used()
 

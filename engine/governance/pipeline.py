@@ -15,6 +15,7 @@ API layer; a stream takes over the admission and releases it when it ends.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextvars import ContextVar
@@ -60,6 +61,25 @@ class Governance:
         self.catalog = catalog
         self.budgets = budgets
         self.usage = usage
+        self._settling: set[asyncio.Task[None]] = set()
+
+    def settle_later(self, work: Awaitable[None]) -> None:
+        """Account for a finished call after its response has gone: the caller does
+        not wait for budget settlement and token charging (Redis round trips)."""
+        task = asyncio.ensure_future(work)
+        self._settling.add(task)
+        task.add_done_callback(self._settled)
+
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        self._settling.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("accounting for a request failed",
+                      error=f"{type(task.exception()).__name__}: {task.exception()}"[:300])
+
+    async def drain(self) -> None:
+        """Finish pending accounting (at shutdown, and in tests)."""
+        while self._settling:
+            await asyncio.gather(*list(self._settling), return_exceptions=True)
 
     async def authenticate(self, secret: str) -> Principal:
         return await self.authenticator.authenticate(secret)
@@ -129,7 +149,7 @@ class Ticket:
                   ) -> tuple[dict[str, Any], Report]:
         """Await a gateway call and account for it, however it ends."""
         result, report = await self.failing(call)
-        await self.close(report, result.get("usage"))
+        self.governance.settle_later(self.close(report, result.get("usage")))
         return result, report
 
     async def close(self, report: Report | None, usage: dict[str, Any] | None, *,

@@ -87,6 +87,7 @@ async def test_usage_is_recorded_with_cost_and_queryable(app, client, anonymous,
     stream = await anonymous.post("/v1/chat/completions", headers=bearer(key["secret"]),
                                   json={"model": "m1", "messages": HELLO, "stream": True})
     await stream.get_data()
+    await app.app.extensions["headrace"].governance.drain()
     await app.app.extensions["headrace"].usage.flush()
     report = await (await client.get(f"/admin/usage?key_id={key['id']}&group_by=model")
                     ).get_json()
@@ -104,6 +105,7 @@ async def test_usage_writes_are_idempotent_by_request_id(app, client, anonymous,
         await anonymous.post("/v1/chat/completions",
                              headers={**bearer(key["secret"]), "X-Request-ID": "same-id-1"},
                              json={"model": "m1", "messages": HELLO})
+    await app.app.extensions["headrace"].governance.drain()
     await app.app.extensions["headrace"].usage.flush()
     report = await (await client.get(f"/admin/usage?key_id={key['id']}")).get_json()
     assert report["totals"]["requests"] == 1

@@ -8,46 +8,21 @@ working per replica meanwhile instead of failing requests.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
 from connectors.state.memory import MemoryState
-from connectors.state.outage import OUTAGE_ERRORS, Outage
+from connectors.state.outage import Failover, Outage
 from connectors.state.redis_state import RedisState
 from engine.logs import get_logger
 
 log = get_logger("headrace.state")
-T = TypeVar("T")
 
 
-class FailoverState:
+class FailoverState(Failover):
     name = "redis"
 
     def __init__(self, redis: RedisState, *, retry_s: float = 5.0):
+        super().__init__(Outage(retry_s=retry_s, what="shared state"))
         self.redis = redis
         self.memory = MemoryState()
-        self.outage = Outage(retry_s=retry_s, what="shared state")
-
-    @property
-    def degraded(self) -> bool:
-        return self.outage.degraded
-
-    @property
-    def last_error(self) -> str | None:
-        return self.outage.last_error
-
-    async def _call(
-        self, primary: Callable[[], Awaitable[T]], fallback: Callable[[], Awaitable[T]]
-    ) -> T:
-        if self.outage.active():
-            return await fallback()
-        try:
-            result = await primary()
-        except OUTAGE_ERRORS as error:
-            self.outage.down(error)
-            return await fallback()
-        self.outage.up()
-        return result
 
     async def incr(self, key: str, amount: int = 1, *, ttl_s: float | None = None) -> int:
         return await self._call(

@@ -10,20 +10,18 @@ answers, not outages. An admission is released on the backend that granted it.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
 
-from connectors.state.outage import OUTAGE_ERRORS as OUTAGE
-from connectors.state.outage import Outage
+from connectors.state.outage import Failover, Outage
 from connectors.state.redis_ratelimit import RedisRateLimiter
 from engine.errors import RateLimited
 from engine.governance.ratelimit import NO_LIMITS, Admission, MemoryRateLimiter, Subject, has_limits
 from engine.logs import get_logger
 
-T = TypeVar("T")
 
-class FailoverRateLimiter:
+class FailoverRateLimiter(Failover):
     name = "redis"
+    answers = (RateLimited,)  # a refusal is Redis answering
 
     def __init__(
         self,
@@ -32,34 +30,10 @@ class FailoverRateLimiter:
         *,
         retry_s: float = 5.0,
     ):
+        super().__init__(Outage(retry_s=retry_s, logger=get_logger("headrace.ratelimit"),
+                                what="rate limits"))
         self.redis = redis
         self.memory = memory or MemoryRateLimiter(windows=redis.windows)
-        self.outage = Outage(retry_s=retry_s, logger=get_logger("headrace.ratelimit"),
-                             what="rate limits")
-
-    @property
-    def degraded(self) -> bool:
-        return self.outage.degraded
-
-    @property
-    def last_error(self) -> str | None:
-        return self.outage.last_error
-
-    async def _call(
-        self, primary: Callable[[], Awaitable[T]], fallback: Callable[[], Awaitable[T]]
-    ) -> T:
-        if self.outage.active():
-            return await fallback()
-        try:
-            result = await primary()
-        except OUTAGE as error:
-            self.outage.down(error)
-            return await fallback()
-        except RateLimited:
-            self.outage.up()
-            raise
-        self.outage.up()
-        return result
 
     async def acquire(self, subjects: Sequence[Subject]) -> Admission:
         if not has_limits(subjects):

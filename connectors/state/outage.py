@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import time
 import weakref
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from engine import metrics
 from engine.logs import get_logger
+
+T = TypeVar("T")
 
 # What counts as "Redis is unreachable" (anything else is a real error).
 OUTAGE_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -70,3 +73,38 @@ class Outage:
         if not owners:
             metrics.degraded.labels(self.component).set(0)
         self.log.warning(f"{self.component} reachable again; {self.what} shared again")
+
+
+class Failover:
+    """Redis first, memory during an outage: the routing every Redis-backed part
+    shares. `answers` are exceptions that are Redis's answer (a refusal), not an
+    outage."""
+
+    answers: tuple[type[BaseException], ...] = ()
+
+    def __init__(self, outage: Outage):
+        self.outage = outage
+
+    @property
+    def degraded(self) -> bool:
+        return self.outage.degraded
+
+    @property
+    def last_error(self) -> str | None:
+        return self.outage.last_error
+
+    async def _call(
+        self, primary: Callable[[], Awaitable[T]], fallback: Callable[[], Awaitable[T]]
+    ) -> T:
+        if self.outage.active():
+            return await fallback()
+        try:
+            result = await primary()
+        except OUTAGE_ERRORS as error:
+            self.outage.down(error)
+            return await fallback()
+        except self.answers:
+            self.outage.up()
+            raise
+        self.outage.up()
+        return result

@@ -1,0 +1,1 @@
+"""Step implementations; each module compiles a step spec into an async runner."""

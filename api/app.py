@@ -10,6 +10,7 @@ from quart_schema import hide
 import ui
 from api import chat, embeddings, health, messages, models, responses, unsupported
 from api import knowledge as knowledge_api
+from api import workflows as workflows_api
 from api.admin import gateway as admin_gateway
 from api.admin import governance_usage as admin_usage
 from api.admin import keys as admin_keys
@@ -30,6 +31,8 @@ from engine.logs import get_logger
 from engine.settings import Settings
 from engine.store import Database, ResourceStore
 from engine.store.migrate import require_current_schema, upgrade
+from engine.workflows.kinds import workflow_kinds
+from engine.workflows.service import WorkflowService
 
 log = get_logger("headrace.app")
 
@@ -57,9 +60,12 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool | None = None
         db, settings.data_dir, parts.gateway.embed,
         default_pg_url=None if settings.is_sqlite else settings.resolved_database_url)
     parts.registry.add_kinds(knowledge_kinds(knowledge))
+    parts.registry.add_kinds(workflow_kinds())
+    workflows = WorkflowService(db, resources,
+                                allow_private_http=settings.knowledge_allow_private_urls)
     state = AppState(settings=settings, db=db, resources=resources, redis=redis, parts=parts,
                      gov=gov, governed=GovernedGateway(parts.gateway, gov.governance),
-                     knowledge=knowledge)
+                     knowledge=knowledge, workflows=workflows)
     app.extensions["headrace"] = state
 
     register_error_handlers(app)
@@ -71,7 +77,8 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool | None = None
     for blueprint in (chat.blueprint, responses.blueprint, messages.blueprint,
                       embeddings.blueprint, models.blueprint,
                       unsupported.blueprint, admin_gateway.blueprint, admin_keys.blueprint,
-                      admin_usage.blueprint, knowledge_api.blueprint):
+                      admin_usage.blueprint, knowledge_api.blueprint,
+                      workflows_api.blueprint):
         app.register_blueprint(blueprint)
     if serve_ui:
         _mount_ui(app)

@@ -15,7 +15,12 @@ from quart import Quart, Response, g, request
 from api.state import app_state
 from engine.errors import AuthenticationFailed, PermissionDenied
 from engine.governance.audit import actor_var
-from engine.governance.pipeline import AdmissionHolder, admission_var, principal_var
+from engine.governance.pipeline import (
+    AdmissionHolder,
+    admission_var,
+    calls_var,
+    principal_var,
+)
 
 PROTECTED_PREFIXES = ("/v1/", "/admin/")
 
@@ -50,6 +55,7 @@ def install_auth(app: Quart) -> None:
                                    "/admin routes need one", code="admin_required")
         g.principal = principal
         principal_var.set(principal)
+        calls_var.set([0])
         actor_var.set(principal.key_id)
         structlog.contextvars.bind_contextvars(key_id=principal.key_id)
         admission = await governance.admit(principal)

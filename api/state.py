@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from api.wiring import GatewayParts, GovernanceParts
     from engine.governance.pipeline import GovernedGateway
     from engine.knowledge.service import KnowledgeService
+    from engine.workflows.service import WorkflowService
 
 
 @dataclass
@@ -27,6 +28,7 @@ class AppState:
     gov: GovernanceParts | None = None
     governed: GovernedGateway | None = None
     knowledge: KnowledgeService | None = None  # type: ignore[assignment]
+    workflows: WorkflowService | None = None  # type: ignore[assignment]
 
     # The parts, by name, for the routes that use them.
     @property

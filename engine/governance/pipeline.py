@@ -50,6 +50,19 @@ class AdmissionHolder:
 
 
 principal_var: ContextVar[Principal | None] = ContextVar("principal", default=None)
+# Governed calls made so far by this request (a workflow makes several): each
+# gets its own usage record id, `<request id>`, `<request id>:1`, ...
+calls_var: ContextVar[list[int] | None] = ContextVar("governed_calls", default=None)
+
+
+def usage_id() -> str:
+    request_id = current_request_id() or f"unknown-{time.time_ns()}"
+    calls = calls_var.get()
+    if calls is None:
+        return request_id
+    seq = calls[0]
+    calls[0] += 1
+    return request_id if seq == 0 else f"{request_id}:{seq}"
 admission_var: ContextVar[AdmissionHolder | None] = ContextVar("admission", default=None)
 
 
@@ -133,6 +146,7 @@ class Ticket:
         self.reservation = reservation
         self.started = started
         self.closed = False
+        self.usage_id = usage_id()
 
     async def failing(self, call: Awaitable[T], *, stream: bool = False) -> T:
         """Await `call`; if it fails, close the ticket with the failure, then re-raise."""
@@ -171,7 +185,7 @@ class Ticket:
                     await self.governance.limiter.charge_tokens(subjects, tokens)
         finally:
             self.governance.usage.record(UsageEvent(
-                request_id=current_request_id() or f"unknown-{time.time_ns()}",
+                request_id=self.usage_id,
                 kind=self.kind, key_id=self.principal.key_id, team_id=self.principal.team_id,
                 model=model.id if model else (report.target if report else None),
                 deployment=report.deployment.key if report and report.deployment else None,

@@ -146,3 +146,21 @@ class DocumentRow(SQLModel, table=True):
     metadata_: dict[str, Any] = Field(sa_column=sa.Column("metadata", JSONType, nullable=False))
     created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
     updated_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+class WorkflowRunRow(SQLModel, table=True):
+    """One workflow run with its per-step trace, written once when the run ends."""
+
+    __tablename__ = "workflow_runs"
+
+    id: str = Field(primary_key=True, max_length=64)
+    workflow_id: str = Field(max_length=64, index=True)
+    workflow_version: int
+    key_id: str | None = Field(default=None, max_length=64)
+    success: bool
+    error: str | None = Field(default=None, max_length=4000)
+    execution_time_ms: float
+    tokens: int = 0
+    cost_usd: float = 0.0
+    record: dict[str, Any] = Field(sa_column=sa.Column(JSONType, nullable=False))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))

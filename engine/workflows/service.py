@@ -1,0 +1,119 @@
+"""Run stored workflows: compile once per version, execute with the caller's
+governed gateway and knowledge bases, and record the run when it ends."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+
+from engine.errors import InvalidRequest, PermissionDenied
+from engine.governance.keys import Principal
+from engine.schemas.chat import ChatCompletionRequest
+from engine.schemas.knowledge import KnowledgeBaseSpec, SearchRequest
+from engine.store import ResourceStore
+from engine.store.db import Database
+from engine.store.tables import WorkflowRunRow
+from engine.validation import parse_spec
+from engine.workflows.executor import RunResult, WorkflowExecutor
+from engine.workflows.validate import CompiledWorkflow, load_workflow
+
+Event = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class GovernedServices:
+    """What steps reach, as the caller: its key's permissions, limits and budgets
+    apply to every model and knowledge base a workflow uses."""
+
+    def __init__(self, gateway: Any, knowledge: Any, resources: ResourceStore,
+                 principal: Principal):
+        self.gateway = gateway
+        self.knowledge = knowledge
+        self.resources = resources
+        self.principal = principal
+
+    async def chat(self, request: ChatCompletionRequest) -> dict[str, Any]:
+        completion, _report = await self.gateway.complete(request, kind="workflow")
+        return completion
+
+    async def search(self, kb_id: str, request: SearchRequest) -> list[dict[str, Any]]:
+        if not self.principal.may("knowledge_bases", kb_id):
+            raise PermissionDenied(f"API key {self.principal.key_id} may not use knowledge "
+                                   f"base '{kb_id}'", code="resource_not_allowed")
+        record = await self.resources.get("knowledge_base", kb_id)
+        hits = await self.knowledge.search(parse_spec(KnowledgeBaseSpec, record.spec), request)
+        return [{"id": h.id, "document_id": h.document_id, "content": h.content,
+                 "score": h.score, "metadata": h.metadata, "chunk_index": h.chunk_index}
+                for h in hits]
+
+
+class WorkflowService:
+    def __init__(self, db: Database, resources: ResourceStore, *,
+                 allow_private_http: bool = False, max_concurrency: int = 8):
+        self.db = db
+        self.resources = resources
+        self.allow_private_http = allow_private_http
+        self.max_concurrency = max_concurrency
+        self._compiled: OrderedDict[tuple[str, int], CompiledWorkflow] = OrderedDict()
+
+    async def compiled(self, workflow_id: str, version: int | None) -> tuple[CompiledWorkflow,
+                                                                                int]:
+        if version is None:
+            record = await self.resources.get("workflow", workflow_id)
+            spec, version = record.spec, record.version
+        else:
+            key = (workflow_id, version)
+            if key in self._compiled:
+                return self._compiled[key], version
+            await self.resources.get("workflow", workflow_id)  # 404 for an unknown workflow
+            spec = (await self.resources.get_version("workflow", workflow_id, version)).spec
+        key = (workflow_id, version)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = self._compiled[key] = load_workflow(spec)
+            if len(self._compiled) > 256:
+                self._compiled.popitem(last=False)
+        return compiled, version
+
+    async def execute(self, workflow_id: str, inputs: dict[str, Any], *, version: int | None,
+                      services: GovernedServices, on_event: Event | None = None,
+                      run_id: str | None = None) -> RunResult:
+        compiled, version = await self.compiled(workflow_id, version)
+        if not compiled.spec.enabled:
+            raise InvalidRequest(f"workflow '{workflow_id}' is disabled", code="workflow_disabled")
+        executor = WorkflowExecutor(services, max_concurrency=self.max_concurrency,
+                                    allow_private_http=self.allow_private_http)
+        result = await executor.run(compiled, inputs, run_id=run_id, on_event=on_event)
+        await self._record(result, version, services.principal.key_id)
+        return result
+
+    async def _record(self, result: RunResult, version: int, key_id: str | None) -> None:
+        record = result.to_dict()
+        row = WorkflowRunRow(
+            id=result.run_id, workflow_id=result.workflow_id, workflow_version=version,
+            key_id=key_id, success=result.success, error=(result.error or None) and
+            result.error[:4000], execution_time_ms=result.execution_time_ms,
+            tokens=int(record.get("tokens") or 0), cost_usd=float(record.get("cost") or 0.0),
+            record=record, created_at=result.started_at,
+        )
+        async with self.db.transaction() as session:
+            session.add(row)
+
+    async def runs(self, *, workflow_id: str | None, limit: int, offset: int
+                   ) -> tuple[list[WorkflowRunRow], int]:
+        query = select(WorkflowRunRow)
+        if workflow_id is not None:
+            query = query.where(WorkflowRunRow.workflow_id == workflow_id)
+        async with self.db.session() as session:
+            total = (await session.exec(
+                select(sa.func.count()).select_from(query.subquery()))).one()
+            rows = (await session.exec(query.order_by(col(WorkflowRunRow.created_at).desc())
+                                       .limit(limit).offset(offset))).all()
+        return list(rows), total
+
+    async def run(self, run_id: str) -> WorkflowRunRow | None:
+        async with self.db.session() as session:
+            return await session.get(WorkflowRunRow, run_id)

@@ -1,0 +1,138 @@
+"""Workflows through HTTP: CRUD and validation, execute (sync and streamed), run
+history, and governance (permissions, usage per step)."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from tests.gateway.conftest import create, mock, model_spec, upstream_keys  # noqa: F401
+from tests.support.mock_upstream.fixtures import mock_upstream  # noqa: F401
+
+GREETING = {
+    "id": "greet", "name": "Greeting",
+    "input_schema": {"type": "object", "required": ["name"],
+                     "properties": {"name": {"type": "string"}}},
+    "steps": [{"name": "hello", "type": "template", "template": "Hello ${request:name}!"}],
+    "output": {"message": "${step:hello}"},
+}
+
+
+def answer_flow(model: str) -> dict:
+    return {
+        "id": "answer",
+        "input_schema": {"type": "object", "required": ["question"]},
+        "steps": [
+            {"name": "ask", "type": "chat_completion", "model_id": model,
+             "system_message": "Be brief.", "user_message": "${request:question}"},
+            {"name": "check", "type": "conditional", "conditions": [
+                {"field": "${step:ask:content}", "operator": "is_empty",
+                 "action": {"end_workflow": {"answer": "nothing"}}}]},
+            {"name": "shape", "type": "template",
+             "template": {"answer": "${step:ask:content}", "model": "${step:ask:model}"}},
+        ],
+        "output": "${step:shape}",
+    }
+
+
+async def test_crud_and_versions(client):
+    created = await create(client, "/admin/workflows", GREETING)
+    assert created["object"] == "workflow" and created["version"] == 1
+    updated = await client.put("/admin/workflows/greet", json={"description": "v2"})
+    assert (await updated.get_json())["version"] == 2
+    assert (await client.get("/admin/workflows/nope")).status_code == 404
+
+
+async def test_validation_lists_every_problem(client):
+    response = await client.post("/admin/workflows", json={"id": "bad", "steps": [
+        {"name": "a", "type": "template", "template": "${step:ghost:output}"},
+        {"name": "a", "type": "template", "template": "x"},
+        {"name": "b", "type": "template", "template": "x", "depends_on": ["b"]},
+    ]})
+    error = (await response.get_json())["error"]
+    assert response.status_code == 400
+    for words in ("ghost", "duplicate", "depend on itself"):
+        assert words in error["message"].lower(), error["message"]
+    unknown = await client.post("/admin/workflows", json={"id": "bad2", "steps": [
+        {"name": "a", "type": "teleport"}]})
+    assert unknown.status_code == 400
+    assert (await client.get("/admin/workflows/bad")).status_code == 404
+
+
+async def test_execute_single_step_and_input_validation(client):
+    await create(client, "/admin/workflows", GREETING)
+    ran = await client.post("/v1/workflows/greet/execute", json={"name": "Ada"})
+    body = await ran.get_json()
+    assert ran.status_code == 200, body
+    assert body["success"] is True and body["output"] == {"message": "Hello Ada!"}
+    assert body["run_id"] and body["steps"][0]["name"] == "hello"
+    empty = await client.post("/v1/workflows/greet/execute", json={})
+    error = (await empty.get_json())["error"]
+    assert empty.status_code == 400 and "name" in error["message"]
+    missing = await client.post("/v1/workflows/nope/execute", json={})
+    assert missing.status_code == 404
+
+
+async def test_multi_step_chat_workflow_and_run_history(app, client, mock):  # noqa: F811
+    await create(client, "/admin/models", model_spec(
+        "m1", "openai", mock.url,
+        pricing={"input_cost_per_token": 0.001, "output_cost_per_token": 0.001}))
+    await create(client, "/admin/workflows", answer_flow("m1"))
+    ran = await client.post("/v1/workflows/answer/execute", json={"question": "why is it so"})
+    body = await ran.get_json()
+    assert body["success"] is True, body
+    assert "why is it so" in body["output"]["answer"]
+    assert [s["name"] for s in body["steps"]] == ["ask", "check", "shape"]
+    assert body["steps"][0]["tokens"] > 0
+    sent = mock.requests()[0]["json"]["messages"]
+    assert sent == [{"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": "why is it so"}]
+
+    runs = await (await client.get("/admin/workflow-runs?workflow_id=answer")).get_json()
+    assert runs["total"] == 1 and runs["data"][0]["success"] is True
+    one = await (await client.get(f"/admin/workflow-runs/{body['run_id']}")).get_json()
+    assert [s["name"] for s in one["steps"]] == ["ask", "check", "shape"]
+    assert (await client.get("/admin/workflow-runs/run_nope")).status_code == 404
+
+    state = app.app.extensions["headrace"]
+    await state.governance.drain()
+    await state.usage.flush()
+    usage = await (await client.get("/admin/usage?group_by=model")).get_json()
+    assert usage["totals"]["requests"] == 1 and usage["totals"]["cost_usd"] > 0
+
+
+async def test_streamed_run_events(client, mock):  # noqa: F811
+    await create(client, "/admin/models", model_spec("m1", "openai", mock.url))
+    await create(client, "/admin/workflows", answer_flow("m1"))
+    response = await client.post("/v1/workflows/answer/execute?stream=true",
+                                 json={"question": "stream it"})
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = [orjson.loads(block.split("data: ", 1)[1])
+              for block in (await response.get_data()).decode().split("\n\n") if block]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
+    assert kinds.count("step_started") == 3 and kinds.count("step_finished") == 3
+    assert "step_output_delta" in kinds
+    assert events[-1]["data"]["success"] is True
+
+
+async def test_permissions_on_the_workflow_and_its_models(client, anonymous, mock):  # noqa: F811
+    await create(client, "/admin/models", model_spec("m1", "openai", mock.url))
+    await create(client, "/admin/workflows", answer_flow("m1"))
+    no_flow = (await (await client.post("/admin/api-keys", json={
+        "name": "a", "permissions": {"workflows": "none"}})).get_json())["secret"]
+    refused = await anonymous.post("/v1/workflows/answer/execute", json={"question": "x"},
+                                   headers={"Authorization": f"Bearer {no_flow}"})
+    assert refused.status_code == 403
+    no_model = (await (await client.post("/admin/api-keys", json={
+        "name": "b", "permissions": {"models": "none"}})).get_json())["secret"]
+    ran = await anonymous.post("/v1/workflows/answer/execute", json={"question": "x"},
+                               headers={"Authorization": f"Bearer {no_model}"})
+    body = await ran.get_json()
+    assert body["success"] is False and "may not use model" in body["error"]
+    assert mock.requests() == []
+
+
+@pytest.mark.parametrize("path", ["/v1/workflows/greet/execute", "/admin/workflows"])
+async def test_no_key_is_401(anonymous, path):
+    assert (await anonymous.post(path, json={})).status_code == 401

@@ -31,6 +31,7 @@ from engine.logs import get_logger
 from engine.settings import Settings
 from engine.store import Database, ResourceStore
 from engine.store.migrate import require_current_schema, upgrade
+from engine.workflows.events import MemoryEventBuffer, RedisEventBuffer
 from engine.workflows.kinds import workflow_kinds
 from engine.workflows.service import WorkflowService
 
@@ -61,7 +62,8 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool | None = None
         default_pg_url=None if settings.is_sqlite else settings.resolved_database_url)
     parts.registry.add_kinds(knowledge_kinds(knowledge))
     parts.registry.add_kinds(workflow_kinds())
-    workflows = WorkflowService(db, resources,
+    events = RedisEventBuffer(redis) if redis is not None else MemoryEventBuffer()
+    workflows = WorkflowService(db, resources, events,
                                 allow_private_http=settings.knowledge_allow_private_urls)
     state = AppState(settings=settings, db=db, resources=resources, redis=redis, parts=parts,
                      gov=gov, governed=GovernedGateway(parts.gateway, gov.governance),
@@ -105,6 +107,7 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool | None = None
     async def _close() -> None:
         for task in background:
             task.cancel()
+        await workflows.aclose()
         await gov.aclose()
         await knowledge.aclose()
         await parts.aclose()

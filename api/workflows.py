@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
@@ -17,10 +15,11 @@ from api.admin.resources import json_object, mount
 from api.jsonio import json_response
 from api.state import app_state
 from api.validation import query_args, responds, responds_text
-from engine.errors import HeadraceError, NotFound
+from engine.errors import NotFound
 from engine.schemas.common import Page
+from engine.workflows.events import EventBuffer
 from engine.workflows.schema import WorkflowSpec
-from engine.workflows.service import GovernedServices, WorkflowService
+from engine.workflows.service import GovernedServices
 
 blueprint = Blueprint("workflows", __name__)
 TAG = ["Workflows"]
@@ -94,34 +93,19 @@ def _sse(event: dict[str, Any]) -> bytes:
             + b"data: " + orjson.dumps(event, default=str) + b"\n\n")
 
 
-async def _stream(workflows: WorkflowService, services: GovernedServices, workflow_id: str,
-                  inputs: dict[str, Any], version: int | None) -> AsyncIterator[bytes]:
-    """Run events as SSE; the generator runs after the request context has gone, so
-    it gets everything it needs as arguments."""
-    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+async def _follow(events: EventBuffer, run_id: str, after: int) -> AsyncIterator[bytes]:
+    """A run's events as SSE. Runs after the request context is gone, so it gets
+    what it needs as arguments; a client that drops leaves the run going."""
+    async for event in events.follow(run_id, after):
+        yield _sse(event)
 
-    async def on_event(event: dict[str, Any]) -> None:
-        await queue.put(event)
 
-    async def run() -> None:
-        try:
-            await workflows.execute(workflow_id, inputs, version=version,
-                                    services=services, on_event=on_event)
-        except HeadraceError as error:
-            await queue.put({"event": "error", "data": {"message": error.message,
-                                                        "code": error.code}})
-        finally:
-            await queue.put(None)
-
-    task = asyncio.ensure_future(run())
-    try:
-        while (event := await queue.get()) is not None:
-            yield _sse(event)
-    finally:
-        if not task.done():  # the client went away: stop the run
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+def _event_stream(events: EventBuffer, run_id: str, after: int = 0) -> Response:
+    response = Response(_follow(events, run_id, after), mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["x-headrace-run-id"] = run_id
+    response.timeout = None
+    return response
 
 
 @blueprint.post("/v1/workflows/<workflow_id>/execute")
@@ -139,17 +123,37 @@ async def execute(workflow_id: str, query: ExecuteQuery) -> Any:
     app_state().governance.authorize(g.principal, "workflows", workflow_id)
     inputs = await json_object() if (await request.get_data()).strip() else {}
     state = app_state()
-    await state.workflows.compiled(workflow_id, query.version)  # 404 / 400 before streaming
     if query.stream:
-        response = Response(_stream(state.workflows, _services(), workflow_id, inputs,
-                                    query.version),
-                            mimetype="text/event-stream")
-        response.headers["Cache-Control"] = "no-cache"
-        response.timeout = None
-        return response
+        run_id = await state.workflows.start(workflow_id, inputs, version=query.version,
+                                             services=_services())
+        return _event_stream(state.workflows.events, run_id)
     result = await state.workflows.execute(workflow_id, inputs, version=query.version,
                                            services=_services())
     return json_response(result.to_dict())
+
+
+class FollowQuery(BaseModel):
+    after: int = Field(0, ge=0, le=2**31, description="Only events after this sequence "
+                       "number (or send Last-Event-ID)")
+
+
+@blueprint.get("/v1/workflow-runs/<run_id>/events")
+@tag(TAG)
+@query_args(FollowQuery)
+@responds_text(200, "text/event-stream", "The run's events so far, then live ones")
+async def follow_run(run_id: str, query: FollowQuery) -> Response:
+    """Re-attach to a run: replays the events after `after` (or Last-Event-ID),
+    then follows the run until it finishes. Events are kept for a while after
+    the run; the durable record is at /admin/workflow-runs/<id>."""
+    state = app_state()
+    if not await state.workflows.events.known(run_id):
+        raise NotFound(f"no events for workflow run '{run_id}' (unknown, or expired: see "
+                       f"/admin/workflow-runs/{run_id})")
+    after = query.after
+    last_event = request.headers.get("Last-Event-ID", "")
+    if last_event.isdigit():
+        after = max(after, int(last_event))
+    return _event_stream(state.workflows.events, run_id, after)
 
 
 @blueprint.get("/admin/workflow-runs")

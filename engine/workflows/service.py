@@ -3,6 +3,8 @@ governed gateway and knowledge bases, and record the run when it ends."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,8 +20,9 @@ from engine.store import ResourceStore
 from engine.store.db import Database
 from engine.store.tables import WorkflowRunRow
 from engine.validation import parse_spec
+from engine.workflows.events import EventBuffer
 from engine.workflows.executor import RunResult, WorkflowExecutor
-from engine.workflows.validate import CompiledWorkflow, load_workflow
+from engine.workflows.validate import CompiledWorkflow, load_workflow, validate_input
 
 Event = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -50,14 +53,20 @@ class GovernedServices:
                 for h in hits]
 
 
+def new_run_id() -> str:
+    return f"run_{uuid.uuid4().hex}"
+
+
 class WorkflowService:
-    def __init__(self, db: Database, resources: ResourceStore, *,
+    def __init__(self, db: Database, resources: ResourceStore, events: EventBuffer, *,
                  allow_private_http: bool = False, max_concurrency: int = 8):
         self.db = db
         self.resources = resources
+        self.events = events
         self.allow_private_http = allow_private_http
         self.max_concurrency = max_concurrency
         self._compiled: OrderedDict[tuple[str, int], CompiledWorkflow] = OrderedDict()
+        self._background: set[asyncio.Task[RunResult]] = set()
 
     async def compiled(self, workflow_id: str, version: int | None) -> tuple[CompiledWorkflow,
                                                                                 int]:
@@ -81,14 +90,48 @@ class WorkflowService:
     async def execute(self, workflow_id: str, inputs: dict[str, Any], *, version: int | None,
                       services: GovernedServices, on_event: Event | None = None,
                       run_id: str | None = None) -> RunResult:
+        """Run to the end; events go to the buffer (so the run can be followed)."""
         compiled, version = await self.compiled(workflow_id, version)
         if not compiled.spec.enabled:
             raise InvalidRequest(f"workflow '{workflow_id}' is disabled", code="workflow_disabled")
+        validate_input(compiled, inputs)  # a 400 now, before anything runs
+        return await self._run(compiled, version, inputs, services, run_id or new_run_id(),
+                               on_event)
+
+    async def start(self, workflow_id: str, inputs: dict[str, Any], *, version: int | None,
+                    services: GovernedServices) -> str:
+        """Validate, then run in the background (a client may drop and re-attach to
+        the events); returns the run id."""
+        compiled, version = await self.compiled(workflow_id, version)
+        if not compiled.spec.enabled:
+            raise InvalidRequest(f"workflow '{workflow_id}' is disabled", code="workflow_disabled")
+        validate_input(compiled, inputs)
+        run_id = new_run_id()
+        await self.events.open(run_id)
+        task = asyncio.ensure_future(self._run(compiled, version, inputs, services, run_id, None))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return run_id
+
+    async def _run(self, compiled: CompiledWorkflow, version: int, inputs: dict[str, Any],
+                   services: GovernedServices, run_id: str, on_event: Event | None
+                   ) -> RunResult:
+        async def publish(event: dict[str, Any]) -> None:
+            await self.events.publish(run_id, event)
+            if on_event is not None:
+                await on_event(event)
+
         executor = WorkflowExecutor(services, max_concurrency=self.max_concurrency,
                                     allow_private_http=self.allow_private_http)
-        result = await executor.run(compiled, inputs, run_id=run_id, on_event=on_event)
+        result = await executor.run(compiled, inputs, run_id=run_id, on_event=publish,
+                                    check_input=False)
         await self._record(result, version, services.principal.key_id)
         return result
+
+    async def aclose(self) -> None:
+        """Let background runs finish (bounded by their own timeouts) at shutdown."""
+        if self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
 
     async def _record(self, result: RunResult, version: int, key_id: str | None) -> None:
         record = result.to_dict()

@@ -7,6 +7,7 @@ import orjson
 import pytest
 
 from tests.gateway.conftest import create, mock, model_spec, upstream_keys  # noqa: F401
+from tests.support.live import AUTH
 from tests.support.mock_upstream.fixtures import mock_upstream  # noqa: F401
 
 GREETING = {
@@ -107,8 +108,7 @@ async def test_streamed_run_events(client, mock):  # noqa: F811
     response = await client.post("/v1/workflows/answer/execute?stream=true",
                                  json={"question": "stream it"})
     assert response.headers["content-type"].startswith("text/event-stream")
-    events = [orjson.loads(block.split("data: ", 1)[1])
-              for block in (await response.get_data()).decode().split("\n\n") if block]
+    events = parse_events(await response.get_data())
     kinds = [e["event"] for e in events]
     assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
     assert kinds.count("step_started") == 3 and kinds.count("step_finished") == 3
@@ -136,3 +136,49 @@ async def test_permissions_on_the_workflow_and_its_models(client, anonymous, moc
 @pytest.mark.parametrize("path", ["/v1/workflows/greet/execute", "/admin/workflows"])
 async def test_no_key_is_401(anonymous, path):
     assert (await anonymous.post(path, json={})).status_code == 401
+
+
+def parse_events(raw: bytes) -> list[dict]:
+    return [orjson.loads(block.split("data: ", 1)[1])
+            for block in raw.decode().split("\n\n") if "data: " in block]
+
+
+async def test_a_dropped_client_can_reattach_and_replay(client, mock):  # noqa: F811
+    await create(client, "/admin/models", model_spec("m1", "openai", mock.url))
+    await create(client, "/admin/workflows", answer_flow("m1"))
+    mock.configure(latency_ms=300)
+    headers = {"Content-Type": "application/json", **AUTH}
+    async with client.request("/v1/workflows/answer/execute?stream=true", method="POST",
+                              headers=headers) as stream:
+        await stream.send(orjson.dumps({"question": "slow one"}))
+        await stream.send_complete()
+        first = await stream.receive()
+        assert b"run_started" in first, (stream.status_code, first)
+        run_id = stream.headers["x-headrace-run-id"]
+        await stream.disconnect()  # the client goes away mid-run
+    replay = await client.get(f"/v1/workflow-runs/{run_id}/events")
+    events = parse_events(await replay.get_data())
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
+    assert events[-1]["data"]["success"] is True  # the run carried on without the client
+    later = await client.get(f"/v1/workflow-runs/{run_id}/events",
+                             headers={"Last-Event-ID": str(events[-2]["seq"])})
+    assert [e["event"] for e in parse_events(await later.get_data())] == ["run_finished"]
+    missing = await client.get("/v1/workflow-runs/run_unknown/events")
+    assert missing.status_code == 404
+
+
+async def test_events_through_redis(settings, redis_url):
+    from redis.asyncio import Redis
+
+    from engine.workflows.events import RedisEventBuffer
+
+    client = Redis.from_url(redis_url)
+    buffer = RedisEventBuffer(client, block_ms=200)
+    for seq, kind in enumerate(["run_started", "step_started", "run_finished"], start=1):
+        await buffer.publish("run_x", {"event": kind, "seq": seq, "data": {}})
+    assert await buffer.known("run_x") and not await buffer.known("run_y")
+    assert [e["event"] async for e in buffer.follow("run_x")] == [
+        "run_started", "step_started", "run_finished"]
+    assert [e["seq"] async for e in buffer.follow("run_x", after=2)] == [3]
+    await client.aclose()

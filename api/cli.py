@@ -134,7 +134,10 @@ def seed(seed_file: Path | None, data_dir: Path | None) -> None:
     from engine.demo import SEED_FILE
     from engine.demo import seed as load_seed
     from engine.errors import HeadraceError
+    from engine.knowledge.kinds import knowledge_kinds
+    from engine.knowledge.service import KnowledgeService
     from engine.store import ResourceStore
+    from engine.workflows.kinds import workflow_kinds
 
     settings = _settings(data_dir=data_dir)
 
@@ -142,7 +145,10 @@ def seed(seed_file: Path | None, data_dir: Path | None) -> None:
         db = await _open_database(settings)
         try:
             parts = build_gateway(settings, ResourceStore(db), None)
+            knowledge = KnowledgeService(db, settings.data_dir, parts.gateway.embed)
+            parts.registry.add_kinds(knowledge_kinds(knowledge) + workflow_kinds())
             report = await load_seed(parts.registry, seed_file or SEED_FILE)
+            await knowledge.aclose()
             await parts.aclose()
         finally:
             await db.close()

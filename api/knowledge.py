@@ -237,7 +237,11 @@ async def _sources(kb_id: str, document_id: str | None = None
                  "id": document_id or body.id, "etag": fetched.etag, "chunking": body.chunking}
                 ], []
     assert body.text is not None
-    return [{"name": body.name or body.id or "text", "data": body.text.encode(),
+    data = body.text.encode()
+    # Without a name or id, the content names the document: two different texts
+    # must not replace each other, and the same text again is the same document.
+    name = body.name or body.id or f"text-{hashlib.sha256(data).hexdigest()[:16]}"
+    return [{"name": name, "data": data,
              "content_type": body.content_type or "text/plain", "source": "text",
              "metadata": body.metadata, "id": document_id or body.id,
              "chunking": body.chunking}], []

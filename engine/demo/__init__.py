@@ -1,4 +1,5 @@
-"""Demo resources (`headrace seed`): a few models, a fallback chain and prompts."""
+"""Demo resources (`headrace seed`): models, a fallback chain, prompts, a knowledge
+base and the answer-with-context RAG workflow."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from engine.validation import parse_spec
 
 SEED_FILE = Path(__file__).with_name("seed.yaml")
 # Models before chains: a chain's steps must name existing models.
-ORDER = ("prompt", "model", "chain")
-SECTIONS = {"prompts": "prompt", "models": "model", "chains": "chain"}
+ORDER = ("prompt", "model", "chain", "knowledge_base", "workflow")
+SECTIONS = {"prompts": "prompt", "models": "model", "chains": "chain",
+            "knowledge_bases": "knowledge_base", "workflows": "workflow"}
 
 
 @dataclass

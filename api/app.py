@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from quart import Quart, Response, redirect, send_from_directory
 from quart_schema import hide
@@ -31,6 +32,7 @@ from engine.logs import get_logger
 from engine.settings import Settings
 from engine.store import Database, ResourceStore
 from engine.store.migrate import require_current_schema, upgrade
+from engine.store.types import utcnow
 from engine.workflows.events import MemoryEventBuffer, RedisEventBuffer
 from engine.workflows.kinds import workflow_kinds
 from engine.workflows.service import WorkflowService
@@ -102,6 +104,8 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool | None = None
         background.append(asyncio.create_task(asyncio.to_thread(tokens.preload),
                                               name="tokenizer"))
         background.append(asyncio.create_task(_flush_last_used(gov), name="last-used"))
+        background.append(asyncio.create_task(
+            _expire_runs(workflows, settings.workflow_run_retention_days), name="run-retention"))
 
     @app.after_serving
     async def _close() -> None:
@@ -125,6 +129,18 @@ async def _flush_last_used(gov: GovernanceParts) -> None:
             await gov.authenticator.flush_last_used()
         except Exception as error:  # a failed write must not stop the loop
             log.warning("could not record keys' last use", error=f"{type(error).__name__}")
+
+
+async def _expire_runs(workflows: WorkflowService, retention_days: float) -> None:
+    while True:
+        try:
+            cutoff = utcnow() - timedelta(days=retention_days)
+            deleted = await workflows.delete_runs_before(cutoff)
+            if deleted:
+                log.info("old workflow runs deleted", count=deleted)
+        except Exception as error:  # keep trying; the next pass catches up
+            log.warning("workflow run cleanup failed", error=f"{type(error).__name__}")
+        await asyncio.sleep(3600)
 
 
 def _mount_ui(app: Quart) -> None:

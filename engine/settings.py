@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     knowledge_allow_private_urls: bool = Field(
         False, description="Let document URLs point at private, loopback or link-local hosts")
     knowledge_max_document_bytes: int = Field(50_000_000, gt=0)
+    # Workflows
+    workflow_run_retention_days: float = Field(
+        30.0, gt=0, description="Runs older than this are deleted (in small batches)")
 
     @field_validator("admin_api_key")
     @classmethod

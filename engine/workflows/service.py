@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -156,6 +157,22 @@ class WorkflowService:
             rows = (await session.exec(query.order_by(col(WorkflowRunRow.created_at).desc())
                                        .limit(limit).offset(offset))).all()
         return list(rows), total
+
+    async def delete_runs_before(self, cutoff: datetime, *, batch: int = 500) -> int:
+        """Delete runs older than `cutoff` in small batches, each its own short
+        transaction, so cleanup never holds a long lock on the table."""
+        deleted = 0
+        while True:
+            async with self.db.transaction() as session:
+                ids = (await session.exec(
+                    select(WorkflowRunRow.id)
+                    .where(col(WorkflowRunRow.created_at) < cutoff).limit(batch))).all()
+                if not ids:
+                    return deleted
+                await session.exec(sa.delete(WorkflowRunRow)
+                                   .where(col(WorkflowRunRow.id).in_(list(ids))))
+            deleted += len(ids)
+            await asyncio.sleep(0)  # let requests in between batches
 
     async def run(self, run_id: str) -> WorkflowRunRow | None:
         async with self.db.session() as session:

@@ -182,3 +182,19 @@ async def test_events_through_redis(settings, redis_url):
         "run_started", "step_started", "run_finished"]
     assert [e["seq"] async for e in buffer.follow("run_x", after=2)] == [3]
     await client.aclose()
+
+
+async def test_old_runs_are_deleted_in_batches(app, client):
+    from datetime import timedelta
+
+    from engine.store.types import utcnow
+
+    await create(client, "/admin/workflows", GREETING)
+    for _ in range(5):
+        await client.post("/v1/workflows/greet/execute", json={"name": "x"})
+    workflows = app.app.extensions["headrace"].workflows
+    assert await workflows.delete_runs_before(utcnow() - timedelta(days=1)) == 0
+    deleted = await workflows.delete_runs_before(utcnow() + timedelta(seconds=1), batch=2)
+    assert deleted == 5
+    runs = await (await client.get("/admin/workflow-runs")).get_json()
+    assert runs["total"] == 0

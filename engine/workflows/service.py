@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -42,6 +42,13 @@ class GovernedServices:
     async def chat(self, request: ChatCompletionRequest) -> dict[str, Any]:
         completion, _report = await self.gateway.complete(request, kind="workflow")
         return completion
+
+    async def chat_stream(self, request: ChatCompletionRequest
+                          ) -> AsyncIterator[dict[str, Any]]:
+        """Chunks of a streamed completion (for step_output_delta events)."""
+        stream = await self.gateway.stream(request, kind="workflow")
+        async for chunk in stream:
+            yield chunk
 
     async def search(self, kb_id: str, request: SearchRequest) -> list[dict[str, Any]]:
         if not self.principal.may("knowledge_bases", kb_id):

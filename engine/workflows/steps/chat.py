@@ -64,10 +64,14 @@ def compile_step(step: ChatCompletionStep) -> StepRunner:
                 message["content"] = "" if message["content"] is None else json.dumps(
                     message["content"], ensure_ascii=False, default=str)
         request = ChatCompletionRequest.model_validate({**params, "messages": rendered})
-        response = await services.chat(request)
+        streaming = getattr(services, "chat_stream", None)
+        if ctx.emit_delta is not None and streaming is not None and not structured:
+            response = await _streamed(streaming, request, ctx)
+        else:
+            response = await services.chat(request)
         ctx.add_usage(response)
         content, finish_reason = message_content(response)
-        if ctx.emit_delta is not None and content:
+        if ctx.emit_delta is not None and content and response.get("object") != "streamed":
             await ctx.emit_delta(content)
         parsed = None
         if structured:
@@ -79,3 +83,25 @@ def compile_step(step: ChatCompletionStep) -> StepRunner:
                 "model": response.get("model"), "finish_reason": finish_reason}
 
     return run
+
+
+async def _streamed(chat_stream: Any, request: ChatCompletionRequest,
+                    ctx: StepContext) -> dict[str, Any]:
+    """Stream the completion, passing each piece of text on as a step_output_delta,
+    and return it assembled like a non-streamed completion."""
+    streamed = request.model_copy(update={"stream": True})
+    parts: list[str] = []
+    usage, model, finish_reason = None, None, None
+    async for chunk in chat_stream(streamed):
+        model = chunk.get("model") or model
+        usage = chunk.get("usage") or usage
+        for choice in chunk.get("choices") or ():
+            text = (choice.get("delta") or {}).get("content")
+            if text:
+                parts.append(text)
+                assert ctx.emit_delta is not None
+                await ctx.emit_delta(text)
+            finish_reason = choice.get("finish_reason") or finish_reason
+    return {"object": "streamed", "model": model, "usage": usage,
+            "choices": [{"message": {"content": "".join(parts)},
+                         "finish_reason": finish_reason}]}

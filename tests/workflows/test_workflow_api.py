@@ -201,3 +201,33 @@ async def test_old_runs_are_deleted_in_batches(app, client):
     assert deleted == 5
     runs = await (await client.get("/admin/workflow-runs")).get_json()
     assert runs["total"] == 0
+
+
+async def test_crag_llm_judge_through_the_gateway(client, mock):  # noqa: F811
+    """The labelled set, judged by the LLM through the real gateway and the mock
+    upstream (one scripted verdict per document, judged one at a time)."""
+    import json
+    from pathlib import Path
+
+    pairs = json.loads((Path(__file__).parent / "data" / "crag_pairs.json").read_text())
+    await create(client, "/admin/models", model_spec("judge", "openai", mock.url))
+    await create(client, "/admin/workflows", {
+        "id": "grade", "steps": [{
+            "name": "crag", "type": "crag_scoring", "query": "${request:q}",
+            "input_documents": "${request:documents}", "strategy": "llm",
+            "model_id": "judge", "max_concurrency": 1, **pairs["thresholds"]}]})
+    mock.script([{"reply": json.dumps({"relevance": p["judge"], "reason": "scripted"})}
+                 for p in pairs["pairs"]])
+    documents = [{"id": f"d{i}", "document_id": f"d{i}", "content": p["content"],
+                  "score": p["score"], "metadata": {}, "chunk_index": 0}
+                 for i, p in enumerate(pairs["pairs"])]
+    ran = await client.post("/v1/workflows/grade/execute",
+                            json={"q": pairs["query"], "documents": documents})
+    body = await ran.get_json()
+    assert body["success"] is True, body
+    got = {d["content"]: group for group in ("correct", "ambiguous", "incorrect")
+           for d in body["output"][f"{group}_documents"]}
+    assert got == {p["content"]: p["expected"]["llm"] for p in pairs["pairs"]}
+    judged = [r for r in mock.requests() if r["path"].endswith("/chat/completions")]
+    assert len(judged) == len(pairs["pairs"])
+    assert judged[0]["json"]["response_format"]["type"] == "json_schema"

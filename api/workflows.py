@@ -146,9 +146,13 @@ async def follow_run(run_id: str, query: FollowQuery) -> Response:
     then follows the run until it finishes. Events are kept for a while after
     the run; the durable record is at /admin/workflow-runs/<id>."""
     state = app_state()
-    if not await state.workflows.events.known(run_id):
-        raise NotFound(f"no events for workflow run '{run_id}' (unknown, or expired: see "
+    missing = NotFound(f"no events for workflow run '{run_id}' (unknown, or expired: see "
                        f"/admin/workflow-runs/{run_id})")
+    if not await state.workflows.events.known(run_id):
+        raise missing
+    principal = g.principal
+    if not principal.admin and await state.workflows.owner(run_id) != principal.key_id:
+        raise missing  # another key's run: not even its existence is told
     after = query.after
     last_event = request.headers.get("Last-Event-ID", "")
     if last_event.isdigit():

@@ -125,6 +125,8 @@ class WorkflowService:
                    services: GovernedServices, run_id: str, on_event: Event | None
                    ) -> RunResult:
         async def publish(event: dict[str, Any]) -> None:
+            if event["event"] == "run_started":  # who may follow it: this key, or an admin
+                event["data"]["key_id"] = services.principal.key_id
             await self.events.publish(run_id, event)
             if on_event is not None:
                 await on_event(event)
@@ -164,6 +166,12 @@ class WorkflowService:
             rows = (await session.exec(query.order_by(col(WorkflowRunRow.created_at).desc())
                                        .limit(limit).offset(offset))).all()
         return list(rows), total
+
+    async def owner(self, run_id: str) -> str | None:
+        """The key that started a buffered run (from its run_started event)."""
+        async for event in self.events.follow(run_id):
+            return (event.get("data") or {}).get("key_id")
+        return None
 
     async def delete_runs_before(self, cutoff: datetime, *, batch: int = 500) -> int:
         """Delete runs older than `cutoff` in small batches, each its own short

@@ -231,3 +231,19 @@ async def test_crag_llm_judge_through_the_gateway(client, mock):  # noqa: F811
     judged = [r for r in mock.requests() if r["path"].endswith("/chat/completions")]
     assert len(judged) == len(pairs["pairs"])
     assert judged[0]["json"]["response_format"]["type"] == "json_schema"
+
+
+async def test_only_the_runs_key_or_an_admin_may_follow_it(client, anonymous):
+    await create(client, "/admin/workflows", GREETING)
+    keys = [(await (await client.post("/admin/api-keys", json={"name": n})).get_json())["secret"]
+            for n in ("owner", "other")]
+    owner, other = ({"Authorization": f"Bearer {k}"} for k in keys)
+    started = await anonymous.post("/v1/workflows/greet/execute?stream=true",
+                                   json={"name": "x"}, headers=owner)
+    run_id = started.headers["x-headrace-run-id"]
+    await started.get_data()
+    assert (await anonymous.get(f"/v1/workflow-runs/{run_id}/events",
+                                headers=owner)).status_code == 200
+    assert (await anonymous.get(f"/v1/workflow-runs/{run_id}/events",
+                                headers=other)).status_code == 404
+    assert (await client.get(f"/v1/workflow-runs/{run_id}/events")).status_code == 200

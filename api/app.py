@@ -11,6 +11,7 @@ from quart_schema import hide
 import ui
 from api import chat, embeddings, health, messages, models, responses, unsupported
 from api import knowledge as knowledge_api
+from api import operations as operations_api
 from api import workflows as workflows_api
 from api.admin import gateway as admin_gateway
 from api.admin import governance_usage as admin_usage
@@ -29,6 +30,7 @@ from engine.governance.pipeline import GovernedGateway
 from engine.knowledge.kinds import knowledge_kinds
 from engine.knowledge.service import KnowledgeService
 from engine.logs import get_logger
+from engine.operations import OperationRunner, OperationStore, WebhookSender
 from engine.settings import Settings
 from engine.store import Database, ResourceStore
 from engine.store.migrate import require_current_schema, upgrade
@@ -70,6 +72,14 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool | None = None
     state = AppState(settings=settings, db=db, resources=resources, redis=redis, parts=parts,
                      gov=gov, governed=GovernedGateway(parts.gateway, gov.governance),
                      knowledge=knowledge, workflows=workflows)
+    operation_store = OperationStore(db)
+    sender = (WebhookSender(operation_store, settings.webhook_secret.get_secret_value(),
+                            allow_private=settings.knowledge_allow_private_urls)
+              if settings.webhook_secret else None)
+    state.operations = OperationRunner(
+        operation_store, operations_api.handlers(state),
+        max_concurrency=settings.operations_max_concurrency, webhook_sender=sender,
+        describe_error=operations_api.describe_error)
     app.extensions["headrace"] = state
 
     register_error_handlers(app)
@@ -82,7 +92,7 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool | None = None
                       embeddings.blueprint, models.blueprint,
                       unsupported.blueprint, admin_gateway.blueprint, admin_keys.blueprint,
                       admin_usage.blueprint, knowledge_api.blueprint,
-                      workflows_api.blueprint):
+                      workflows_api.blueprint, operations_api.blueprint):
         app.register_blueprint(blueprint)
     if serve_ui:
         _mount_ui(app)
@@ -106,11 +116,16 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool | None = None
         background.append(asyncio.create_task(_flush_last_used(gov), name="last-used"))
         background.append(asyncio.create_task(
             _expire_runs(workflows, settings.workflow_run_retention_days), name="run-retention"))
+        await state.operations.start()
+        background.append(asyncio.create_task(
+            _expire_operations(operation_store, settings.operations_retention_days),
+            name="operation-retention"))
 
     @app.after_serving
     async def _close() -> None:
         for task in background:
             task.cancel()
+        await state.operations.close(grace_s=5.0)
         await workflows.aclose()
         await gov.aclose()
         await knowledge.aclose()
@@ -140,6 +155,17 @@ async def _expire_runs(workflows: WorkflowService, retention_days: float) -> Non
                 log.info("old workflow runs deleted", count=deleted)
         except Exception as error:  # keep trying; the next pass catches up
             log.warning("workflow run cleanup failed", error=f"{type(error).__name__}")
+        await asyncio.sleep(3600)
+
+
+async def _expire_operations(store: OperationStore, retention_days: float) -> None:
+    while True:
+        try:
+            deleted = await store.delete_expired(utcnow() - timedelta(days=retention_days))
+            if deleted:
+                log.info("expired operations deleted", count=deleted)
+        except Exception as error:  # keep trying; the next pass catches up
+            log.warning("operation cleanup failed", error=f"{type(error).__name__}")
         await asyncio.sleep(3600)
 
 

@@ -6,15 +6,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from quart import Blueprint, Response
+from quart import Blueprint, Response, request
 from quart_schema import tag
 
 from api.errors import status_and_type
 from api.gateway_headers import gateway_headers
 from api.jsonio import json_response
+from api.operations import accept
 from api.state import app_state
 from api.validation import json_body, responds, responds_text
-from engine.errors import HeadraceError
+from engine.errors import HeadraceError, InvalidRequest
 from engine.gateway.executor import Stream
 from engine.logs import get_logger
 from engine.schemas.chat import ChatCompletionRequest
@@ -66,6 +67,13 @@ async def chat_completions(body: ChatCompletionRequest) -> Any:
     instead of `content`.
     """
     gateway = app_state().gateway
+    if request.args.get("async", "").lower() in ("true", "1"):
+        if body.stream:
+            raise InvalidRequest("stream and async=true cannot be combined", param="stream")
+        gateway.check(body)
+        return await accept("chat_completion", body.model_dump(mode="json", exclude_none=True,
+                                                               by_alias=True),
+                            webhook_url=request.args.get("webhook_url"))
     if body.stream:
         stream = await gateway.stream(body)
         response = Response(event_stream(stream, body.include_usage),

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from api.wiring import GatewayParts, GovernanceParts
     from engine.governance.pipeline import GovernedGateway
     from engine.knowledge.service import KnowledgeService
+    from engine.operations import OperationRunner
     from engine.workflows.service import WorkflowService
 
 
@@ -29,6 +30,7 @@ class AppState:
     governed: GovernedGateway | None = None
     knowledge: KnowledgeService | None = None  # type: ignore[assignment]
     workflows: WorkflowService | None = None  # type: ignore[assignment]
+    operations: OperationRunner | None = None  # type: ignore[assignment]
 
     # The parts, by name, for the routes that use them.
     @property

@@ -13,6 +13,7 @@ from quart_schema import tag
 
 from api.admin.resources import json_object, mount
 from api.jsonio import json_response
+from api.operations import accept
 from api.state import app_state
 from api.validation import query_args, responds, responds_text
 from engine.errors import NotFound
@@ -20,6 +21,7 @@ from engine.schemas.common import Page
 from engine.workflows.events import EventBuffer
 from engine.workflows.schema import WorkflowSpec
 from engine.workflows.service import GovernedServices
+from engine.workflows.validate import validate_input
 
 blueprint = Blueprint("workflows", __name__)
 TAG = ["Workflows"]
@@ -30,6 +32,9 @@ mount(blueprint, "workflow", WorkflowSpec, "workflows", "Workflow")
 class ExecuteQuery(BaseModel):
     version: int | None = Field(None, ge=1, description="Run this stored version")
     stream: bool = Field(False, description="Stream run events (server-sent events)")
+    async_: bool = Field(False, alias="async", description="Answer 202 with an operation")
+    webhook_url: str | None = Field(None, max_length=2048,
+                                    description="With async: POST the finished operation here")
 
 
 class StepTrace(BaseModel):
@@ -123,6 +128,12 @@ async def execute(workflow_id: str, query: ExecuteQuery) -> Any:
     app_state().governance.authorize(g.principal, "workflows", workflow_id)
     inputs = await json_object() if (await request.get_data()).strip() else {}
     state = app_state()
+    if query.async_:
+        compiled, _ = await state.workflows.compiled(workflow_id, query.version)
+        validate_input(compiled, inputs)  # a 400 now, not a failed operation later
+        return await accept("workflow", {"workflow_id": workflow_id, "input": inputs,
+                                         "version": query.version},
+                            webhook_url=query.webhook_url)
     if query.stream:
         run_id = await state.workflows.start(workflow_id, inputs, version=query.version,
                                              services=_services())

@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     knowledge_allow_private_urls: bool = Field(
         False, description="Let document URLs point at private, loopback or link-local hosts")
     knowledge_max_document_bytes: int = Field(50_000_000, gt=0)
+    # Async operations
+    operations_max_concurrency: int = Field(4, ge=1, le=1000)
+    operations_retention_days: float = Field(7.0, gt=0, description="Finished operations "
+                                             "are deleted after this")
+    webhook_secret: SecretStr | None = Field(
+        None, description="Signs operation webhooks (X-Headrace-Signature); webhook_url "
+        "is refused while unset")
     # Workflows
     workflow_run_retention_days: float = Field(
         30.0, gt=0, description="Runs older than this are deleted (in small batches)")

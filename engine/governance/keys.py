@@ -79,6 +79,12 @@ class Principal:
     def may(self, resource_type: str, resource_id: str | None = None) -> bool:
         return self.admin or self.permissions.allows(resource_type, resource_id)
 
+    @classmethod
+    def of(cls, row: ApiKeyRow) -> Principal:
+        return cls(key_id=row.id, name=row.name, team_id=row.team_id, admin=row.admin,
+                   permissions=Permissions.model_validate(row.permissions),
+                   rate_limits=RateLimits.model_validate(row.rate_limits))
+
 
 class KeyStore:
     def __init__(self, db: Database):
@@ -219,11 +225,7 @@ class Authenticator:
             raise AuthenticationFailed(f"API key {row.prefix}… is {status}",
                                        code=f"api_key_{status}")
         if cached.principal is None:
-            cached.principal = Principal(
-                key_id=row.id, name=row.name, team_id=row.team_id, admin=row.admin,
-                permissions=Permissions.model_validate(row.permissions),
-                rate_limits=RateLimits.model_validate(row.rate_limits),
-            )
+            cached.principal = Principal.of(row)
         self._mark_used(row.id, now)
         return cached.principal
 

@@ -231,6 +231,13 @@ class GovernedGateway:
                                           prompt_tokens=prompt_tokens,
                                           max_tokens=request.token_limit)
 
+    def check(self, request: ChatCompletionRequest) -> None:
+        """Refuse now what the call would refuse (unknown model, no permission):
+        for work that runs later, as an async operation."""
+        principal = self._principal()
+        self._plan(principal, request.model, "chat")
+        self._check_prompts(principal, request)
+
     async def complete(self, request: ChatCompletionRequest, *, kind: str = "chat"
                        ) -> tuple[dict[str, Any], Report]:
         principal = self._principal()

@@ -164,3 +164,41 @@ class WorkflowRunRow(SQLModel, table=True):
     cost_usd: float = 0.0
     record: dict[str, Any] = Field(sa_column=sa.Column(JSONType, nullable=False))
     created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
+
+
+class OperationRow(SQLModel, table=True):
+    """An asynchronous operation (chat completion, workflow run, ingestion).
+
+    `request` says what to run; `result` is the body the synchronous call would
+    have returned, `error` the OpenAI-shaped error when it failed.
+    """
+
+    __tablename__ = "operations"
+
+    id: str = Field(primary_key=True, max_length=64)
+    type: str = Field(max_length=32)
+    status: str = Field(max_length=16, index=True)
+    key_id: str | None = Field(default=None, max_length=64, index=True)
+    team_id: str | None = Field(default=None, max_length=64, index=True)
+    request: dict[str, Any] = Field(sa_column=sa.Column(JSONType, nullable=False))
+    result: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONType))
+    error: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONType))
+    progress: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONType))
+    webhook_url: str | None = Field(default=None, max_length=2048)
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
+    started_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    finished_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    updated_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+class WebhookDeliveryRow(SQLModel, table=True):
+    """One attempt to POST a finished operation to its webhook."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: int | None = Field(default=None, primary_key=True)
+    operation_id: str = Field(max_length=64, index=True)
+    attempt: int
+    status_code: int | None = None
+    error: str | None = Field(default=None, max_length=2000)
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))

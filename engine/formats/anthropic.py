@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from engine.errors import InvalidRequest, UpstreamError
-from engine.formats.openai import ChunkFactory, append_turn, completion, tool_call
+from engine.formats.openai import ChunkFactory, append_turn, completion, tool_arguments, tool_call
 from engine.gateway.providers import unsupported
 from engine.schemas.chat import ChatCompletionRequest, ChatMessage, ImagePart
 
@@ -51,14 +51,6 @@ def _blocks(message: ChatMessage) -> list[dict[str, Any]]:
         else:
             blocks.append({"type": "text", "text": part.text})
     return blocks
-
-
-def _tool_input(arguments: str, where: str) -> Any:
-    try:
-        return orjson.loads(arguments) if arguments else {}
-    except orjson.JSONDecodeError:
-        raise InvalidRequest(f"{where}: function.arguments is not valid JSON",
-                             param=where) from None
 
 
 def json_tool_name(request: ChatCompletionRequest) -> str | None:
@@ -98,7 +90,7 @@ def to_anthropic(request: ChatCompletionRequest, model: str) -> dict[str, Any]:
             blocks = _blocks(message)
             for call in message.tool_calls or []:
                 blocks.append({"type": "tool_use", "id": call.id, "name": call.function.name,
-                               "input": _tool_input(call.function.arguments, where)})
+                               "input": tool_arguments(call.function.arguments, where)})
             add("assistant", blocks)
         elif message.role == "tool":
             add("user", [{"type": "tool_result", "tool_use_id": message.tool_call_id,

@@ -25,7 +25,14 @@ import orjson
 
 from engine.errors import InvalidRequest, UpstreamError
 from engine.formats.anthropic import JSON_TOOL_DESCRIPTION, json_tool_name, json_tool_schema
-from engine.formats.openai import ChunkFactory, append_turn, completion, new_id, tool_call
+from engine.formats.openai import (
+    ChunkFactory,
+    append_turn,
+    completion,
+    new_id,
+    tool_arguments,
+    tool_call,
+)
 from engine.gateway.providers import unsupported
 from engine.schemas.chat import ChatCompletionRequest, ChatMessage, ImagePart
 
@@ -85,14 +92,6 @@ def _blocks(message: ChatMessage, where: str) -> list[dict[str, Any]]:
     return blocks
 
 
-def _tool_input(arguments: str, where: str) -> Any:
-    try:
-        return orjson.loads(arguments) if arguments else {}
-    except orjson.JSONDecodeError:
-        raise InvalidRequest(f"{where}: function.arguments is not valid JSON",
-                             param=where) from None
-
-
 def to_converse(request: ChatCompletionRequest, model: str) -> dict[str, Any]:
     """Keyword arguments for `converse` / `converse_stream`."""
     unsupported("bedrock", request, UNSUPPORTED)
@@ -114,7 +113,7 @@ def to_converse(request: ChatCompletionRequest, model: str) -> dict[str, Any]:
             for call in message.tool_calls or []:
                 blocks.append({"toolUse": {
                     "toolUseId": call.id, "name": call.function.name,
-                    "input": _tool_input(call.function.arguments, f"{where}.tool_calls"),
+                    "input": tool_arguments(call.function.arguments, f"{where}.tool_calls"),
                 }})
             add("assistant", blocks)
         elif message.role == "tool":

@@ -6,6 +6,10 @@ import time
 import uuid
 from typing import Any
 
+import orjson
+
+from engine.errors import InvalidRequest
+
 
 def new_id(prefix: str = "chatcmpl-") -> str:
     return prefix + uuid.uuid4().hex[:24]
@@ -76,3 +80,12 @@ def append_turn(turns: list[dict[str, Any]], role: str, blocks: list[dict[str, A
         turns[-1]["content"].extend(blocks)
     else:
         turns.append({"role": role, "content": blocks})
+
+
+def tool_arguments(arguments: str, where: str) -> Any:
+    """A tool call's JSON arguments as a value (vendors want objects, not strings)."""
+    try:
+        return orjson.loads(arguments) if arguments else {}
+    except orjson.JSONDecodeError:
+        raise InvalidRequest(f"{where}: function.arguments is not valid JSON",
+                             param=where) from None

@@ -15,6 +15,7 @@ from quart import Blueprint, g, request
 from quart_schema import tag
 
 from api.admin.resources import mount
+from api.operations import accept
 from api.state import app_state
 from api.validation import json_body, query_args, responds
 from connectors import s3
@@ -220,6 +221,13 @@ async def _sources(kb_id: str, document_id: str | None = None
         body = TextDocument.model_validate_json(await request.get_data())
     except ValidationError as error:
         raise invalid_from(error) from None
+    return await _json_sources(kb_id, body, document_id)
+
+
+async def _json_sources(kb_id: str, body: TextDocument, document_id: str | None = None
+                        ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """The documents a JSON body asks for: its text, the URL's content, or the
+    changed objects under an S3 prefix (and those skipped as unchanged)."""
     state = app_state()
     if body.s3 is not None:
         if document_id is not None or body.id is not None:
@@ -259,10 +267,51 @@ def content_etag(spec: KnowledgeBaseSpec, source: dict[str, Any]) -> str:
 
 
 async def _ingest(kb_id: str, document_id: str | None = None) -> tuple[dict, int]:
+    if request.args.get("async", "").lower() in ("true", "1"):
+        return await _accept_ingestion(kb_id, document_id)
+    sources, skipped = await _sources(kb_id, document_id)
+    result = await ingest_sources(kb_id, sources, skipped)
+    return result, 201 if document_id is None else 200
+
+
+async def _accept_ingestion(kb_id: str, document_id: str | None) -> Any:
+    """`?async=true`: check the request now, ingest as an operation."""
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType("async ingestion takes a JSON body (text, url or s3); "
+                                   "upload files synchronously")
+    await _spec(kb_id)
+    try:
+        body = TextDocument.model_validate_json(await request.get_data())
+    except ValidationError as error:
+        raise invalid_from(error) from None
+    return await accept("ingestion", {"kb_id": kb_id, "document_id": document_id,
+                                      "body": body.model_dump(mode="json")},
+                        webhook_url=request.args.get("webhook_url"))
+
+
+async def run_ingestion(row: Any, progress: Any) -> dict[str, Any]:
+    """The `ingestion` operation: the same work and result as the synchronous call,
+    reporting documents done of total as it goes."""
+    kb_id, document_id = row.request["kb_id"], row.request.get("document_id")
+    body = TextDocument.model_validate(row.request["body"])
+    sources, skipped = await _json_sources(kb_id, body, document_id)
+    return await ingest_sources(kb_id, sources, skipped, progress=progress)
+
+
+async def ingest_sources(kb_id: str, sources: list[dict[str, Any]],
+                         skipped: list[dict[str, str]], *, progress: Any = None
+                         ) -> dict[str, Any]:
     spec = await _spec(kb_id)
     knowledge = app_state().knowledge
-    done, errors = [], []
-    sources, skipped = await _sources(kb_id, document_id)
+    done: list[dict[str, Any]] = []
+    errors: list[dict[str, str]] = []
+    total, chunks = len(sources) + len(skipped), 0
+
+    async def report() -> None:
+        if progress is not None:
+            await progress({"documents_done": len(done) + len(errors) + len(skipped),
+                            "documents_total": total, "chunks_done": chunks})
+
     async for source in _fetched(sources):
         if "error" in source:
             errors.append({"name": source["name"], "error": source["error"]})
@@ -281,13 +330,15 @@ async def _ingest(kb_id: str, document_id: str | None = None) -> tuple[dict, int
                 etag=source.get("etag"))
         except HeadraceError as error:
             errors.append({"name": source["name"], "error": error.message})
+            await report()
             continue
         done.append(document_body(row))
+        chunks += row.chunk_count
+        await report()
     if not done and not skipped and errors:  # nothing stored: the request failed as a whole
         raise InvalidRequest(f"{errors[0]['name']}: {errors[0]['error']}",
                              code="ingestion_failed")
-    return ({"object": "list", "data": done, "errors": errors, "skipped": skipped},
-            201 if document_id is None else 200)
+    return {"object": "list", "data": done, "errors": errors, "skipped": skipped}
 
 
 @blueprint.post("/admin/knowledge-bases/<kb_id>/documents")

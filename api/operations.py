@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, Field
 from quart import Blueprint, g
 from quart_schema import tag
 
 from api.errors import status_and_type
-from api.jsonio import json_response
+from api.jsonio import dumps, json_response
 from api.state import app_state
 from api.validation import query_args, responds
 from engine.errors import HeadraceError, InvalidRequest
@@ -105,7 +106,14 @@ def handlers(state: Any) -> dict[str, Any]:
             version=row.request.get("version"), services=services)
         return result.to_dict()
 
-    return {"chat_completion": chat, "workflow": workflow}
+    async def ingestion(row: Any, progress: Any) -> dict[str, Any]:
+        from api.knowledge import run_ingestion  # the same code as the synchronous call
+
+        await _as_caller(row)
+        # Stored as JSON: the documents' datetimes as the API writes them.
+        return orjson.loads(dumps(await run_ingestion(row, progress)))
+
+    return {"chat_completion": chat, "workflow": workflow, "ingestion": ingestion}
 
 
 @blueprint.get("/v1/operations/<operation_id>")

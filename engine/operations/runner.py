@@ -211,6 +211,15 @@ class OperationRunner:
             row = await self.store.transition(operation_id, status, **values)
         except e.Conflict:
             return  # cancelled meanwhile: the cancellation won
+        except Exception:
+            # A result that cannot be stored (not JSON, too large) must not leave
+            # the operation `running` for ever.
+            log.exception("could not store the operation's outcome", operation_id=operation_id)
+            if status != "completed":
+                raise
+            row = await self.store.transition(
+                operation_id, "failed",
+                error=_internal_error("the operation's result could not be stored"))
         self._send_webhook(row)
 
     def _send_webhook(self, row: OperationRow) -> None:

@@ -15,8 +15,8 @@ from tests.support.mock_upstream.fixtures import mock_upstream  # noqa: F401
 HELLO = {"model": "m1", "messages": [{"role": "user", "content": "hello later"}]}
 
 
-async def wait_done(client, operation_id: str) -> dict:
-    for _ in range(200):
+async def wait_done(client, operation_id: str, timeout_s: float = 4.0) -> dict:
+    for _ in range(int(timeout_s / 0.02)):
         body = await (await client.get(f"/v1/operations/{operation_id}")).get_json()
         if body["status"] in ("completed", "failed", "cancelled"):
             return body
@@ -138,3 +138,22 @@ async def test_async_workflow_and_signed_webhook(settings, mock):  # noqa: F811
     signature, payload = received[0]
     assert verify_signature("whsec_test_secret_value", signature, payload)
     assert b'"status":"completed"' in payload.replace(b" ", b"")
+
+
+async def test_async_ingestion_reports_progress(client):
+    await client.post("/admin/knowledge-bases", json={"id": "kb-op"})
+    accepted = await client.post("/admin/knowledge-bases/kb-op/documents?async=true",
+                                 json={"id": "doc1", "text": "Operations ingest later."})
+    body = await accepted.get_json()
+    assert accepted.status_code == 202, body
+    # The first ingestion in a process loads the parser and the embedding model.
+    done = await wait_done(client, body["operation_id"], timeout_s=60)
+    assert done["status"] == "completed" and done["type"] == "ingestion", done
+    assert done["result"]["data"][0]["id"] == "doc1"
+    assert done["progress"]["documents_done"] == done["progress"]["documents_total"] == 1
+    upload = await client.post("/admin/knowledge-bases/kb-op/documents?async=true",
+                               form={"x": "y"})
+    assert upload.status_code == 415
+    missing = await client.post("/admin/knowledge-bases/nope/documents?async=true",
+                                json={"text": "x"})
+    assert missing.status_code == 404

@@ -258,3 +258,20 @@ async def test_close_then_restart_finishes_the_work(store: OperationStore):
         assert (await store.get(b.id)).status == "completed"
     finally:
         await second.close()
+
+
+async def test_a_result_that_cannot_be_stored_fails_the_operation(store: OperationStore):
+    from datetime import UTC, datetime
+
+    async def handler(row, progress):
+        return {"when": datetime.now(UTC)}  # not JSON
+
+    runner = OperationRunner(store, {"workflow": handler})
+    try:
+        row = await runner.submit("workflow", {}, key_id="k", team_id="t")
+        await runner.wait(row.id)
+        done = await store.get(row.id)
+        assert done.status == "failed"
+        assert "could not be stored" in done.error["message"]
+    finally:
+        await runner.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from api.app import create_app
 from engine.logs import configure_logging
 from engine.settings import Settings
 from tests.support.live import AUTH, TEST_ADMIN_KEY, LiveServer, live_server
+from tests.support.secret_servers import MotoServer, ServiceUnavailable, moto_server
 from tests.support.services import (
     PostgresServer,
     postgres_server,
@@ -118,6 +120,33 @@ async def redis_url(redis_server_url: str | None) -> AsyncIterator[str]:
     await client.flushdb()
     await client.aclose()
     yield redis_server_url
+
+
+@pytest.fixture(scope="session")
+def _moto_server() -> Iterator[MotoServer | str]:
+    with ExitStack() as stack:
+        try:
+            server: MotoServer | str = stack.enter_context(moto_server())
+        except ServiceUnavailable as error:
+            server = str(error)
+        yield server
+
+
+@pytest.fixture
+def moto(_moto_server: MotoServer | str, monkeypatch: pytest.MonkeyPatch,
+         tmp_path: Path) -> MotoServer:
+    """A moto server (S3, Secrets Manager) and dummy AWS credentials, with none of a
+    developer's own AWS configuration."""
+    if isinstance(_moto_server, str):
+        unavailable(f"AWS APIs (moto): {_moto_server}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    return _moto_server
 
 
 # --- a real server process --------------------------------------------------------------

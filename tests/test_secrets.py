@@ -32,7 +32,6 @@ from tests.support.secret_servers import (
     MotoServer,
     ServiceUnavailable,
     VaultServer,
-    moto_server,
     vault_server,
 )
 from tests.support.services import free_port, unavailable
@@ -63,32 +62,6 @@ def vault(_vault_server: VaultServer | str) -> VaultServer:
     if isinstance(_vault_server, str):
         unavailable(f"Vault API (OpenBao): {_vault_server}")
     return _vault_server
-
-
-@pytest.fixture(scope="session")
-def _moto_server() -> Iterator[MotoServer | str]:
-    with ExitStack() as stack:
-        try:
-            server: MotoServer | str = stack.enter_context(moto_server())
-        except ServiceUnavailable as error:
-            server = str(error)
-        yield server
-
-
-@pytest.fixture
-def moto(_moto_server: MotoServer | str, monkeypatch: pytest.MonkeyPatch,
-         tmp_path: Path) -> MotoServer:
-    if isinstance(_moto_server, str):
-        unavailable(f"AWS Secrets Manager (moto): {_moto_server}")
-    # Dummy credentials, and none of a developer's own AWS configuration.
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    return _moto_server
 
 
 async def vault_write(vault: VaultServer, path: str, data: dict[str, str]) -> None:

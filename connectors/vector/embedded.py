@@ -62,7 +62,7 @@ import qdrant_edge as qe
 
 from engine.errors import InvalidRequest
 from engine.knowledge.filters import Condition, Filter, Group
-from engine.knowledge.store import Chunk, Distance, Health, Hit
+from engine.knowledge.store import Chunk, Distance, Health, Hit, check_query_vector
 
 _NAMESPACE = uuid.UUID("6f1c1d2e-6a57-4c4e-9a8e-3b1f0c2d7e55")
 _DISTANCES = {"cosine": qe.Distance.Cosine, "euclidean": qe.Distance.Euclid,
@@ -426,9 +426,7 @@ class EmbeddedStore:
 
     async def search(self, vector: list[float], *, top_k: int, filter: Filter | None = None,
                      similarity_threshold: float | None = None) -> list[Hit]:
-        if len(vector) != self.dimensions:
-            raise InvalidRequest(f"query vector has {len(vector)} dimensions, "
-                                 f"the knowledge base {self.dimensions}", param="vector")
+        check_query_vector(vector, self.dimensions)
         shard = await self._get(create=False)
         if shard is None or top_k <= 0:
             return []

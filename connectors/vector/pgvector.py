@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from engine.errors import InvalidRequest
 from engine.knowledge.filters import Condition, Filter, Group
-from engine.knowledge.store import Chunk, Distance, Health, Hit
+from engine.knowledge.store import Chunk, Distance, Health, Hit, check_query_vector
 from engine.settings import normalise_database_url
 
 # distance operator, HNSW opclass, SQL turning the distance `d` into the common score
@@ -251,9 +251,7 @@ class PgVectorStore:
 
     async def search(self, vector: list[float], *, top_k: int, filter: Filter | None = None,
                      similarity_threshold: float | None = None) -> list[Hit]:
-        if len(vector) != self.dimensions:
-            raise InvalidRequest(f"query vector has {len(vector)} dimensions, "
-                                 f"expected {self.dimensions}", param="vector")
+        check_query_vector(vector, self.dimensions)
         if top_k < 1:
             return []
         where, params = compile_filter(filter)

@@ -60,7 +60,7 @@ from qdrant_client import AsyncQdrantClient, models
 
 from engine.errors import InvalidRequest, NotSupported
 from engine.knowledge.filters import Condition, Filter, Group
-from engine.knowledge.store import Chunk, Distance, Health, Hit
+from engine.knowledge.store import Chunk, Distance, Health, Hit, check_query_vector
 
 KEYWORD_SCAN_LIMIT = 1000
 _NAMESPACE = uuid.UUID("6f1d3c2e-8a4b-5c7d-9e0f-1a2b3c4d5e6f")
@@ -283,9 +283,7 @@ class QdrantStore:
 
     async def search(self, vector: list[float], *, top_k: int, filter: Filter | None = None,
                      similarity_threshold: float | None = None) -> list[Hit]:
-        if len(vector) != self.dimensions:
-            raise InvalidRequest(f"query vector has {len(vector)} dimensions, "
-                                 f"expected {self.dimensions}", param="vector")
+        check_query_vector(vector, self.dimensions)
         if top_k < 1:
             return []
         threshold = similarity_threshold

@@ -14,9 +14,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from engine.errors import InvalidRequest
 from engine.knowledge.filters import Filter
 
 Distance = Literal["cosine", "euclidean", "inner_product"]
+
+
+def check_query_vector(vector: list[float], dimensions: int) -> None:
+    """A query vector of the wrong size is the caller's mistake (400), on every backend."""
+    if len(vector) != dimensions:
+        raise InvalidRequest(f"query vector has {len(vector)} dimensions, "
+                             f"expected {dimensions}", param="vector")
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack
-from pathlib import Path
 
 import orjson
 import pytest
@@ -13,8 +10,7 @@ from aiobotocore.session import get_session
 
 from api.knowledge import s3_document_id
 from tests.gateway.conftest import create
-from tests.support.secret_servers import MotoServer, ServiceUnavailable, moto_server
-from tests.support.services import unavailable
+from tests.support.secret_servers import MotoServer
 
 DOCS = "/admin/knowledge-bases/kb1/documents"
 CHUNKING = {"strategy": "paragraph", "size": 400, "overlap": 0}
@@ -23,31 +19,6 @@ OBJECTS = {
     "docs/dogs.txt": "Dogs are loyal companions and love long walks.",
     "docs/sub/finance.txt": "The quarterly revenue grew by twelve percent.",
 }
-
-
-@pytest.fixture(scope="module")
-def _moto_server() -> Iterator[MotoServer | str]:
-    with ExitStack() as stack:
-        try:
-            server: MotoServer | str = stack.enter_context(moto_server())
-        except ServiceUnavailable as error:
-            server = str(error)
-        yield server
-
-
-@pytest.fixture
-def moto(_moto_server: MotoServer | str, monkeypatch: pytest.MonkeyPatch,
-         tmp_path: Path) -> MotoServer:
-    if isinstance(_moto_server, str):
-        unavailable(f"S3 (moto): {_moto_server}")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    return _moto_server
 
 
 async def put(moto: MotoServer, bucket: str, objects: dict[str, str | bytes], *,

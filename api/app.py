@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from quart import Quart, Response, redirect, send_from_directory
 from quart_schema import hide
@@ -38,6 +39,9 @@ from engine.store.types import utcnow
 from engine.workflows.events import MemoryEventBuffer, RedisEventBuffer
 from engine.workflows.kinds import workflow_kinds
 from engine.workflows.service import WorkflowService
+
+if TYPE_CHECKING:
+    from api.state import Operations
 
 log = get_logger("headrace.app")
 
@@ -76,10 +80,8 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool | None = None
     sender = (WebhookSender(operation_store, settings.webhook_secret.get_secret_value(),
                             allow_private=settings.knowledge_allow_private_urls)
               if settings.webhook_secret else None)
-    state.operations = OperationRunner(
-        operation_store, operations_api.handlers(state),
-        max_concurrency=settings.operations_max_concurrency, webhook_sender=sender,
-        describe_error=operations_api.describe_error)
+    state.operations = _operations(settings, operation_store, operations_api.handlers(state),
+                                   sender)
     app.extensions["headrace"] = state
 
     register_error_handlers(app)
@@ -135,6 +137,22 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool | None = None
         await db.close()
 
     return app
+
+
+def _operations(settings: Settings, store: OperationStore, handlers: dict,
+                sender: WebhookSender | None) -> Operations:
+    if settings.operations_mode == "distributed":
+        from engine.operations.distributed import DistributedOperations
+
+        return DistributedOperations(
+            store, settings.resolved_database_url, handlers, webhook_sender=sender,
+            describe_error=operations_api.describe_error,
+            max_attempts=settings.operations_max_attempts,
+            heartbeat_s=settings.operations_heartbeat_s,
+            stalled_after_s=settings.operations_stalled_after_s,
+            pool_size=settings.operations_max_concurrency + 4)
+    return OperationRunner(store, handlers, max_concurrency=settings.operations_max_concurrency,
+                           webhook_sender=sender, describe_error=operations_api.describe_error)
 
 
 async def _flush_last_used(gov: GovernanceParts) -> None:

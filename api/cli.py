@@ -102,6 +102,35 @@ def api(host: str | None, port: int | None, data_dir: Path | None) -> None:
 
 
 @cli.command()
+@click.option("--concurrency", type=click.IntRange(1, 1000),
+              help="Operations this worker runs at once "
+                   "[env HEADRACE_OPERATIONS_MAX_CONCURRENCY; 4]")
+@data_dir_option
+def worker(concurrency: int | None, data_dir: Path | None) -> None:
+    """Run queued async operations: the distributed mode (PostgreSQL).
+
+    Start any number of workers, on any machines, against the database the API
+    uses; set HEADRACE_OPERATIONS_MODE=distributed on the API so it only enqueues.
+    """
+    from api.worker import run_worker
+
+    settings = _settings(data_dir=data_dir, operations_mode="distributed",
+                         operations_max_concurrency=concurrency)
+    if settings.is_sqlite:
+        raise click.ClickException(
+            "headrace worker needs PostgreSQL: set HEADRACE_DATABASE_URL to the API's database")
+
+    async def run() -> None:
+        await (await _open_database(settings)).close()
+        await run_worker(settings)
+
+    try:
+        asyncio.run(run())
+    except ConfigurationError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+@cli.command()
 @click.option("--revision", default="head", show_default=True, help="Target revision")
 @data_dir_option
 def migrate(revision: str, data_dir: Path | None) -> None:

@@ -153,3 +153,19 @@ async def cancel_operation(operation_id: str) -> Any:
     upstream request aborted); a finished one is a 409."""
     row = await app_state().operations.cancel(operation_id, **scope(g.principal))
     return json_response(operation_body(row))
+
+
+class QueueDepth(BaseModel):
+    mode: Literal["embedded", "distributed"]
+    operations: dict[str, int] = Field(description="Operations by status")
+    queue: dict[str, int] = Field(description="`queued` (waiting) and `in_progress`")
+    workers: int = Field(description="Processes running operations (live workers)")
+
+
+@blueprint.get("/admin/operations/queue")
+@tag(TAG)
+@responds(200, QueueDepth)
+async def queue_depth() -> Any:
+    """How much work waits and who runs it: operations by status, the queue's
+    waiting and running jobs, and the live workers."""
+    return json_response(await app_state().operations.depth())

@@ -16,7 +16,11 @@ if TYPE_CHECKING:
     from engine.governance.pipeline import GovernedGateway
     from engine.knowledge.service import KnowledgeService
     from engine.operations import OperationRunner
+    from engine.operations.distributed import DistributedOperations
     from engine.workflows.service import WorkflowService
+
+    # In-process (embedded) or through the task queue (distributed): one interface.
+    Operations = OperationRunner | DistributedOperations
 
 
 @dataclass
@@ -30,7 +34,7 @@ class AppState:
     governed: GovernedGateway | None = None
     knowledge: KnowledgeService | None = None  # type: ignore[assignment]
     workflows: WorkflowService | None = None  # type: ignore[assignment]
-    operations: OperationRunner | None = None  # type: ignore[assignment]
+    operations: Operations | None = None  # type: ignore[assignment]
 
     # The parts, by name, for the routes that use them.
     @property

@@ -56,7 +56,19 @@ class Settings(BaseSettings):
         False, description="Let document URLs point at private, loopback or link-local hosts")
     knowledge_max_document_bytes: int = Field(50_000_000, gt=0)
     # Async operations
-    operations_max_concurrency: int = Field(4, ge=1, le=1000)
+    operations_mode: Literal["embedded", "distributed"] = Field(
+        "embedded", description="embedded: run in the API process; distributed: the API "
+        "only enqueues and `headrace worker` processes run them (PostgreSQL)")
+    operations_max_concurrency: int = Field(
+        4, ge=1, le=1000, description="Operations one process (API or worker) runs at once")
+    operations_max_attempts: int = Field(
+        3, ge=1, le=20, description="Distributed: attempts for a transient failure or a "
+        "worker that died")
+    operations_heartbeat_s: float = Field(
+        10.0, gt=0, description="Distributed: how often a worker reports it is alive")
+    operations_stalled_after_s: float = Field(
+        30.0, gt=0, description="Distributed: a worker silent this long is presumed dead "
+        "and its operations are requeued")
     operations_retention_days: float = Field(7.0, gt=0, description="Finished operations "
                                              "are deleted after this")
     webhook_secret: SecretStr | None = Field(

@@ -1,6 +1,8 @@
-"""Asynchronous operations: stored in the database, run in-process (embedded mode)."""
+"""Asynchronous operations: stored in the database, run in-process (embedded mode)
+or by `headrace worker` processes through a PostgreSQL task queue (distributed)."""
 
-from engine.operations.runner import OperationRunner, default_describe_error
+from engine.operations.executor import OperationExecutor, default_describe_error
+from engine.operations.runner import OperationRunner
 from engine.operations.store import (
     OPERATION_TYPES,
     STATUSES,
@@ -13,6 +15,7 @@ from engine.operations.webhooks import WebhookSender, sign, verify_signature
 __all__ = [
     "OPERATION_TYPES",
     "STATUSES",
+    "OperationExecutor",
     "OperationRunner",
     "OperationStore",
     "WebhookSender",

@@ -10,43 +10,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import Awaitable, Callable, Collection
+import os
+import socket
+from collections.abc import Collection
 from typing import Any
 
 from engine import errors as e
 from engine.logs import get_logger
-from engine.operations.store import OPERATION_TYPES, OperationStore
+from engine.operations.executor import (
+    DescribeError,
+    Handler,
+    OperationExecutor,
+    default_describe_error,
+)
+from engine.operations.store import OperationStore
 from engine.operations.webhooks import WebhookSender, validate_webhook_url
 from engine.store.tables import OperationRow
-
-ProgressFn = Callable[[dict[str, Any]], Awaitable[None]]
-Handler = Callable[[OperationRow, ProgressFn], Awaitable[dict[str, Any]]]
-DescribeError = Callable[[e.HeadraceError], dict[str, Any]]
 
 INTERRUPTED = "interrupted by a restart"
 log = get_logger(__name__)
 
-_TYPES: list[tuple[type[e.HeadraceError], str]] = [
-    (e.InvalidRequest, "invalid_request_error"),
-    (e.AuthenticationFailed, "authentication_error"),
-    (e.PermissionDenied, "permission_error"),
-    (e.NotFound, "not_found_error"),
-    (e.Conflict, "invalid_request_error"),
-    (e.RateLimited, "rate_limit_error"),
-    (e.BudgetExceeded, "insufficient_quota"),
-]
 
-
-def default_describe_error(error: e.HeadraceError) -> dict[str, Any]:
-    """An OpenAI-shaped error body; the API layer may inject its own mapping."""
-    kind = next((name for cls, name in _TYPES if isinstance(error, cls)), "api_error")
-    return {"message": error.message, "type": kind, "param": error.param, "code": error.code}
-
-
-def _internal_error(message: str = "the operation failed with an internal error"
-                    ) -> dict[str, Any]:
-    return {"message": message, "type": "api_error", "param": None, "code": "internal_error"}
+def worker_name(kind: str) -> str:
+    """Who runs an operation, as stored on it: `<kind>:<host>:<pid>`."""
+    return f"{kind}:{socket.gethostname()}:{os.getpid()}"[:128]
 
 
 class OperationRunner:
@@ -54,20 +41,17 @@ class OperationRunner:
                  max_concurrency: int = 4, webhook_sender: WebhookSender | None = None,
                  describe_error: DescribeError = default_describe_error,
                  resumable_types: Collection[str] = (), progress_interval_s: float = 0.5):
-        unknown = set(handlers) - OPERATION_TYPES
-        if unknown:
-            raise e.ConfigurationError(f"handlers for unknown operation types: {unknown}")
+        self.executor = OperationExecutor(store, handlers, webhook_sender=webhook_sender,
+                                          describe_error=describe_error,
+                                          progress_interval_s=progress_interval_s)
         self.store = store
-        self.handlers = dict(handlers)
+        self.handlers = self.executor.handlers
         self.webhook_sender = webhook_sender
-        self.describe_error = describe_error
         self.resumable_types = frozenset(resumable_types)
-        self.progress_interval_s = progress_interval_s
+        self.worker = worker_name("embedded")
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._webhooks: set[asyncio.Task[Any]] = set()
         self._closing = False  # no new submissions
-        self._stopped = False  # no new webhook deliveries either
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -85,7 +69,7 @@ class OperationRunner:
             with contextlib.suppress(e.Conflict):
                 failed = await self.store.transition(row.id, "failed", error=error)
                 log.warning("operation interrupted by a restart", operation_id=row.id)
-                self._send_webhook(failed)
+                self.executor.send_webhook(failed)
         for row in await self.store.with_status("pending"):
             if row.id not in self._tasks:
                 self._schedule(row.id)
@@ -95,19 +79,14 @@ class OperationRunner:
         the rest. Cancelled work stays `running`/`pending` in the store and is
         recovered by the next `start()`."""
         self._closing = True
-        if grace_s > 0:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + grace_s
-            # Operations first; webhooks they trigger on finishing are waited for too.
-            for pending in (self._tasks, self._webhooks):
-                tasks = list(pending.values() if isinstance(pending, dict) else pending)
-                remaining = deadline - loop.time()
-                if tasks and remaining > 0:
-                    await asyncio.wait(tasks, timeout=remaining)
-        self._stopped = True
-        for task in [*self._tasks.values(), *self._webhooks]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        if grace_s > 0 and self._tasks:
+            await asyncio.wait(list(self._tasks.values()), timeout=grace_s)
+        for task in self._tasks.values():
             task.cancel()
-        await asyncio.gather(*self._tasks.values(), *self._webhooks, return_exceptions=True)
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await self.executor.close(max(0.0, deadline - loop.time()))
 
     # --- API --------------------------------------------------------------------------
 
@@ -137,7 +116,7 @@ class OperationRunner:
         if task is not None and task is not asyncio.current_task():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        self._send_webhook(row)
+        self.executor.send_webhook(row)
         return row
 
     async def wait(self, operation_id: str) -> None:
@@ -149,6 +128,13 @@ class OperationRunner:
     @property
     def active(self) -> int:
         return len(self._tasks)
+
+    async def depth(self) -> dict[str, Any]:
+        """Operations by status and this process's share of them (the only runner)."""
+        counts = await self.store.counts()
+        return {"mode": "embedded", "operations": counts,
+                "queue": {"queued": counts["pending"], "in_progress": counts["running"]},
+                "workers": 1}
 
     # --- execution --------------------------------------------------------------------
 
@@ -166,72 +152,8 @@ class OperationRunner:
                     if row.status != "running":
                         return
                 else:
-                    row = await self.store.transition(operation_id, "running")
+                    row = await self.store.transition(operation_id, "running",
+                                                      worker=self.worker)
             except (e.Conflict, e.NotFound):
                 return  # cancelled (or deleted) while it waited
-            await self._execute(row)
-
-    async def _execute(self, row: OperationRow) -> None:
-        latest: dict[str, Any] | None = None
-        flushed = True
-        last_write = 0.0
-
-        async def progress(value: dict[str, Any]) -> None:
-            nonlocal latest, flushed, last_write
-            latest, flushed = value, False
-            now = time.monotonic()
-            if now - last_write >= self.progress_interval_s:
-                last_write, flushed = now, True
-                await self.store.set_progress(row.id, value)
-
-        pending_progress = lambda: None if flushed else latest  # noqa: E731
-        try:
-            result = await self.handlers[row.type](row, progress)
-        except asyncio.CancelledError:
-            # `cancel()` already stored `cancelled`; on close() the row stays running
-            # and the next start() recovers it.
-            raise
-        except e.HeadraceError as error:
-            await self._finish(row.id, "failed", error=self.describe_error(error),
-                               progress=pending_progress())
-        except Exception:
-            log.exception("operation failed", operation_id=row.id, type=row.type)
-            await self._finish(row.id, "failed", error=_internal_error(),
-                               progress=pending_progress())
-        else:
-            if not isinstance(result, dict):
-                log.error("operation handler returned a non-dict result",
-                          operation_id=row.id, type=row.type)
-                await self._finish(row.id, "failed", error=_internal_error())
-                return
-            await self._finish(row.id, "completed", result=result, progress=pending_progress())
-
-    async def _finish(self, operation_id: str, status: str, **values: Any) -> None:
-        try:
-            row = await self.store.transition(operation_id, status, **values)
-        except e.Conflict:
-            return  # cancelled meanwhile: the cancellation won
-        except Exception:
-            # A result that cannot be stored (not JSON, too large) must not leave
-            # the operation `running` for ever.
-            log.exception("could not store the operation's outcome", operation_id=operation_id)
-            if status != "completed":
-                raise
-            row = await self.store.transition(
-                operation_id, "failed",
-                error=_internal_error("the operation's result could not be stored"))
-        self._send_webhook(row)
-
-    def _send_webhook(self, row: OperationRow) -> None:
-        if self.webhook_sender is None or not row.webhook_url or self._stopped:
-            return
-        task = asyncio.create_task(self._deliver(row), name=f"webhook {row.id}")
-        self._webhooks.add(task)
-        task.add_done_callback(self._webhooks.discard)
-
-    async def _deliver(self, row: OperationRow) -> None:
-        assert self.webhook_sender is not None
-        try:
-            await self.webhook_sender.deliver(row)
-        except Exception:
-            log.exception("webhook delivery crashed", operation_id=row.id)
+            await self.executor.execute(row)

@@ -157,7 +157,8 @@ class OperationStore:
     async def transition(self, operation_id: str, to: str, *,
                          result: dict[str, Any] | None = None,
                          error: dict[str, Any] | None = None,
-                         progress: dict[str, Any] | None = None) -> OperationRow:
+                         progress: dict[str, Any] | None = None,
+                         worker: str | None = None) -> OperationRow:
         """Move an operation to `to`, only from a status allowed to reach it."""
         check_operation_id(operation_id)
         allowed = _ALLOWED_FROM.get(to)
@@ -166,7 +167,7 @@ class OperationStore:
         now = utcnow()
         values: dict[str, Any] = {"status": to, "updated_at": now}
         if to == "running":
-            values["started_at"] = now
+            values.update(started_at=now, worker=worker, attempts=OperationRow.attempts + 1)
         else:
             values["finished_at"] = now
         if result is not None:
@@ -175,6 +176,20 @@ class OperationStore:
             values["error"] = error
         if progress is not None:
             values["progress"] = progress
+        return await self._update(operation_id, allowed, to, values)
+
+    async def claim(self, operation_id: str, worker: str) -> OperationRow:
+        """Start a pending operation, or take over one left `running` by an attempt
+        that crashed or failed transiently (at-least-once delivery)."""
+        check_operation_id(operation_id)
+        now = utcnow()
+        values = {"status": "running", "updated_at": now, "worker": worker,
+                  "attempts": OperationRow.attempts + 1,
+                  "started_at": sa.func.coalesce(OperationRow.started_at, now)}
+        return await self._update(operation_id, ("pending", "running"), "running", values)
+
+    async def _update(self, operation_id: str, allowed: Sequence[str], to: str,
+                      values: dict[str, Any]) -> OperationRow:
         statement = (sa.update(OperationRow)
                      .where(OperationRow.id == operation_id,  # type: ignore[arg-type]
                             OperationRow.status.in_(allowed))  # type: ignore[attr-defined]
@@ -186,6 +201,20 @@ class OperationStore:
             raise Conflict(f"operation {operation_id} is {row.status}; it cannot become {to}",
                            param="operation_id", code="invalid_transition")
         return row
+
+    async def discard(self, operation_id: str) -> None:
+        """Delete an operation nobody was told about (its submission failed)."""
+        async with self.db.transaction() as session:
+            await session.exec(sa.delete(OperationRow).where(
+                OperationRow.id == operation_id))  # type: ignore[arg-type]
+
+    async def counts(self) -> dict[str, int]:
+        """How many operations are in each status (the queue depth is `pending`)."""
+        query = (select(OperationRow.status, sa.func.count())
+                 .group_by(OperationRow.status))  # type: ignore[arg-type]
+        async with self.db.session() as session:
+            found = dict((await session.exec(query)).all())
+        return {status: int(found.get(status, 0)) for status in STATUSES}
 
     async def set_progress(self, operation_id: str, progress: dict[str, Any]) -> bool:
         """Store progress while the operation runs; False once it has left `running`."""

@@ -185,6 +185,11 @@ class OperationRow(SQLModel, table=True):
     error: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONType))
     progress: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONType))
     webhook_url: str | None = Field(default=None, max_length=2048)
+    # Who last started it and how many times it was started (more than once only
+    # when a crashed or failed attempt was taken over).
+    worker: str | None = Field(default=None, max_length=128)
+    attempts: int = Field(default=0, sa_column=sa.Column(sa.Integer(), nullable=False,
+                                                         server_default="0"))
     created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
     started_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
     finished_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))

@@ -1,0 +1,266 @@
+"""Distributed mode: operations run on `headrace worker` processes, fed by
+procrastinate's task queue in the same PostgreSQL database.
+
+The operations table stays the source of truth for status, result and progress;
+a queue job only carries the operation id. That split is what makes delivery
+at-least-once and completion idempotent:
+
+- a job claims its operation (`pending` -> `running`, or takes over one left
+  `running` by a crashed or failed attempt) and finishes it through one guarded
+  transition, so a second delivery of a finished or cancelled operation is a no-op;
+- the job's procrastinate `lock` is the operation id, so two deliveries never
+  run at the same time;
+- a transient failure (database or network trouble, a service unavailable) is
+  retried with backoff up to `max_attempts`; a worker that dies mid-job stops
+  sending heartbeats and any live worker puts its jobs back in the queue;
+- cancelling aborts the job: procrastinate notifies the worker running it, which
+  cancels the asyncio task, and with it the upstream HTTP request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Collection
+from datetime import timedelta
+from typing import Any
+
+import procrastinate
+import sqlalchemy as sa
+from procrastinate.job_context import AbortReason, JobContext
+from sqlalchemy.engine import make_url
+
+from engine import errors as e
+from engine.logs import get_logger
+from engine.operations.executor import (
+    DescribeError,
+    Handler,
+    OperationExecutor,
+    default_describe_error,
+    internal_error,
+)
+from engine.operations.runner import worker_name
+from engine.operations.store import FINISHED, OperationStore
+from engine.operations.webhooks import WebhookSender, validate_webhook_url
+from engine.store.tables import OperationRow
+from engine.store.types import utcnow
+
+TASK = "headrace.run_operation"
+QUEUE = "headrace-operations"
+log = get_logger(__name__)
+
+
+class Interrupted(Exception):
+    """The worker shut down mid-operation: another attempt picks it up."""
+
+
+def is_transient(error: BaseException) -> bool:
+    """Worth another attempt later: infrastructure trouble, not a bad request or
+    an upstream's definite answer."""
+    if isinstance(error, e.ServiceUnavailable | Interrupted):
+        return True
+    if isinstance(error, e.HeadraceError):
+        return False
+    return isinstance(error, OSError | sa.exc.OperationalError | sa.exc.InterfaceError
+                      | sa.exc.DisconnectionError)
+
+
+def libpq_url(database_url: str) -> str:
+    """`postgresql+asyncpg://...` (SQLAlchemy) as a plain libpq connection string."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "postgresql":
+        raise e.ConfigurationError(
+            "distributed operations need PostgreSQL: set HEADRACE_DATABASE_URL")
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class DistributedOperations:
+    """Submits, cancels and reports on queued operations (every process), and runs
+    them (`work()`, in `headrace worker` processes only)."""
+
+    def __init__(self, store: OperationStore, database_url: str,
+                 handlers: dict[str, Handler], *,
+                 webhook_sender: WebhookSender | None = None,
+                 describe_error: DescribeError = default_describe_error,
+                 max_attempts: int = 3, retry_wait_s: float = 2.0,
+                 heartbeat_s: float = 10.0, stalled_after_s: float = 30.0,
+                 shutdown_grace_s: float = 10.0, progress_interval_s: float = 0.5,
+                 pool_size: int = 10):
+        self.store = store
+        self.executor = OperationExecutor(store, handlers, webhook_sender=webhook_sender,
+                                          describe_error=describe_error,
+                                          progress_interval_s=progress_interval_s)
+        self.handlers = self.executor.handlers
+        self.webhook_sender = webhook_sender
+        self.max_attempts = max_attempts
+        self.heartbeat_s = heartbeat_s
+        self.stalled_after_s = stalled_after_s
+        self.shutdown_grace_s = shutdown_grace_s
+        self.queue = procrastinate.App(connector=procrastinate.PsycopgConnector(
+            conninfo=libpq_url(database_url), min_size=1, max_size=pool_size))
+        self.queue.task(
+            name=TASK, queue=QUEUE, pass_context=True,
+            retry=procrastinate.RetryStrategy(
+                max_attempts=max_attempts, exponential_wait=retry_wait_s,
+                retry_exceptions={Exception}),
+        )(self._run_job)
+        self.worker = worker_name("worker")
+        self._closing = False
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.queue.open_async()
+
+    async def close(self, grace_s: float = 0.0) -> None:
+        self._closing = True
+        await self.executor.close(grace_s)
+        await self.queue.close_async()
+
+    # --- API (any process) ----------------------------------------------------------
+
+    async def submit(self, type: str, request: dict[str, Any], *, key_id: str | None = None,
+                     team_id: str | None = None, webhook_url: str | None = None,
+                     ) -> OperationRow:
+        if type not in self.handlers:
+            raise e.InvalidRequest(f"operations of type {type!r} are not available",
+                                   param="type")
+        if self._closing:
+            raise e.ServiceUnavailable("the API is shutting down")
+        if webhook_url is not None:
+            allow = self.webhook_sender.allow_private if self.webhook_sender else False
+            validate_webhook_url(webhook_url, allow_private=allow)
+        row = await self.store.create(type, request, key_id=key_id, team_id=team_id,
+                                      webhook_url=webhook_url)
+        try:
+            await self._enqueue(row.id)
+        except Exception as error:
+            log.error("could not enqueue an operation", operation_id=row.id,
+                      error=error.__class__.__name__)
+            await self.store.discard(row.id)  # the caller never learns its id
+            raise e.ServiceUnavailable("the operation queue is unavailable") from None
+        return row
+
+    async def cancel(self, operation_id: str, *, scope_team_id: str | None = None,
+                     scope_key_id: str | None = None) -> OperationRow:
+        """Cancel a pending or running operation; a finished one is a `Conflict`. The
+        worker running it (if any) is told to abort."""
+        await self.store.get(operation_id, scope_team_id=scope_team_id,
+                             scope_key_id=scope_key_id)
+        row = await self.store.transition(operation_id, "cancelled")
+        for job in await self.queue.job_manager.list_jobs_async(lock=operation_id):
+            if job.status in ("todo", "doing") and job.id is not None:
+                await self.queue.job_manager.cancel_job_by_id_async(job.id, abort=True)
+        self.executor.send_webhook(row)
+        return row
+
+    async def wait(self, operation_id: str, timeout_s: float = 60.0) -> None:
+        """Wait until the operation has finished (for tests and tools)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while (await self.store.get(operation_id)).status not in FINISHED:
+            if loop.time() > deadline:
+                raise TimeoutError(f"operation {operation_id} did not finish")
+            await asyncio.sleep(0.05)
+
+    @property
+    def active(self) -> int:
+        return 0  # nothing runs in an API process
+
+    async def depth(self) -> dict[str, Any]:
+        """Operations by status, queue jobs by status and the live workers."""
+        async with self.store.db.session() as session:
+            jobs = dict((await session.exec(sa.text(
+                "SELECT status::text, count(*) FROM procrastinate_jobs "
+                "WHERE queue_name = :queue AND status IN ('todo', 'doing') GROUP BY status"
+            ).bindparams(queue=QUEUE))).all())
+            workers = (await session.exec(sa.text(
+                "SELECT count(*) FROM procrastinate_workers "
+                "WHERE last_heartbeat > now() - make_interval(secs => :stalled)"
+            ).bindparams(stalled=self.stalled_after_s))).scalar_one()
+        return {"mode": "distributed", "operations": await self.store.counts(),
+                "queue": {"queued": int(jobs.get("todo", 0)),
+                          "in_progress": int(jobs.get("doing", 0))},
+                "workers": int(workers)}
+
+    async def _enqueue(self, operation_id: str) -> None:
+        await self.queue.configure_task(
+            TASK, queue=QUEUE, lock=operation_id, queueing_lock=operation_id,
+        ).defer_async(operation_id=operation_id)
+
+    # --- worker ---------------------------------------------------------------------
+
+    async def work(self, *, concurrency: int = 4, queues: Collection[str] = (QUEUE,),
+                   install_signal_handlers: bool = True) -> None:
+        """Run operations until SIGTERM/SIGINT (then finish or hand back what runs)."""
+        recovery = asyncio.create_task(self._recover_forever(), name="queue-recovery")
+        try:
+            await self.queue.run_worker_async(
+                queues=list(queues), concurrency=concurrency, name=self.worker,
+                update_heartbeat_interval=self.heartbeat_s,
+                stalled_worker_timeout=self.stalled_after_s,
+                shutdown_graceful_timeout=self.shutdown_grace_s,
+                fetch_job_polling_interval=max(self.heartbeat_s, 1.0),
+                abort_job_polling_interval=max(self.heartbeat_s / 2, 0.5),
+                delete_jobs="successful", install_signal_handlers=install_signal_handlers)
+        finally:
+            recovery.cancel()
+            await asyncio.gather(recovery, return_exceptions=True)
+
+    async def _run_job(self, context: JobContext, operation_id: str) -> None:
+        try:
+            row = await self.store.claim(operation_id, self.worker)
+        except (e.Conflict, e.NotFound):
+            return  # finished, cancelled or expired: a repeated delivery does nothing
+        if row.attempts > self.max_attempts:
+            await self.executor.finish(row.id, "failed", error=internal_error(
+                f"the operation was interrupted {row.attempts - 1} times", code="interrupted"))
+            return
+        last_attempt = row.attempts >= self.max_attempts
+        try:
+            await self.executor.execute(
+                row, retryable=lambda error: not last_attempt and is_transient(error))
+        except asyncio.CancelledError:
+            if context.abort_reason() == AbortReason.SHUTDOWN and not last_attempt:
+                # Hand it back: the queue retries it on a worker that stays up.
+                raise Interrupted("the worker shut down") from None
+            if context.abort_reason() == AbortReason.SHUTDOWN:
+                await self.executor.finish(row.id, "failed", error=internal_error(
+                    "the operation was interrupted by worker shutdowns", code="interrupted"))
+            raise
+        except Exception as error:
+            log.warning("operation attempt failed; it will be retried", operation_id=row.id,
+                        attempt=row.attempts, error=type(error).__name__)
+            raise
+
+    async def _recover_forever(self) -> None:
+        while True:
+            await asyncio.sleep(max(self.heartbeat_s, 0.5))
+            try:
+                await self.recover()
+            except Exception as error:  # the next pass catches up
+                log.warning("queue recovery failed", error=type(error).__name__)
+
+    async def recover(self, *, unqueued_after_s: float = 60.0) -> None:
+        """Requeue the jobs of workers that stopped sending heartbeats, and enqueue
+        pending operations whose enqueue never happened (an API crash in between)."""
+        manager = self.queue.job_manager
+        for job in await manager.get_stalled_jobs(
+                queue=QUEUE, seconds_since_heartbeat=self.stalled_after_s):
+            with contextlib.suppress(Exception):  # another worker may have requeued it
+                await manager.retry_job(job)
+                log.warning("requeued the job of a stalled worker", job_id=job.id,
+                            operation_id=job.lock)
+        jobs = sa.table("procrastinate_jobs", sa.column("lock"))
+        query = (sa.select(OperationRow.id)
+                 .where(OperationRow.status == "pending",
+                        OperationRow.created_at < utcnow() - timedelta(seconds=unqueued_after_s),
+                        ~sa.exists().where(jobs.c.lock == OperationRow.id))
+                 .limit(100))
+        async with self.store.db.session() as session:
+            orphans = (await session.exec(query)).scalars().all()
+        for operation_id in orphans:
+            with contextlib.suppress(procrastinate.exceptions.AlreadyEnqueued):
+                await self._enqueue(operation_id)
+                log.warning("enqueued an operation that was never queued",
+                            operation_id=operation_id)

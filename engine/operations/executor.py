@@ -1,0 +1,149 @@
+"""Runs one stored operation: its handler, progress writes, the final guarded
+transition and the webhook. The embedded runner and the distributed worker
+both execute operations through this; they differ only in how work is scheduled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from engine import errors as e
+from engine.logs import get_logger
+from engine.operations.store import OPERATION_TYPES, OperationStore
+from engine.operations.webhooks import WebhookSender
+from engine.store.tables import OperationRow
+
+ProgressFn = Callable[[dict[str, Any]], Awaitable[None]]
+Handler = Callable[[OperationRow, ProgressFn], Awaitable[dict[str, Any]]]
+DescribeError = Callable[[e.HeadraceError], dict[str, Any]]
+Retryable = Callable[[BaseException], bool]
+
+log = get_logger(__name__)
+
+_TYPES: list[tuple[type[e.HeadraceError], str]] = [
+    (e.InvalidRequest, "invalid_request_error"),
+    (e.AuthenticationFailed, "authentication_error"),
+    (e.PermissionDenied, "permission_error"),
+    (e.NotFound, "not_found_error"),
+    (e.Conflict, "invalid_request_error"),
+    (e.RateLimited, "rate_limit_error"),
+    (e.BudgetExceeded, "insufficient_quota"),
+]
+
+
+def default_describe_error(error: e.HeadraceError) -> dict[str, Any]:
+    """An OpenAI-shaped error body; the API layer may inject its own mapping."""
+    kind = next((name for cls, name in _TYPES if isinstance(error, cls)), "api_error")
+    return {"message": error.message, "type": kind, "param": error.param, "code": error.code}
+
+
+def internal_error(message: str = "the operation failed with an internal error",
+                   code: str = "internal_error") -> dict[str, Any]:
+    return {"message": message, "type": "api_error", "param": None, "code": code}
+
+
+def _never(_error: BaseException) -> bool:
+    return False
+
+
+class OperationExecutor:
+    def __init__(self, store: OperationStore, handlers: dict[str, Handler], *,
+                 webhook_sender: WebhookSender | None = None,
+                 describe_error: DescribeError = default_describe_error,
+                 progress_interval_s: float = 0.5):
+        unknown = set(handlers) - OPERATION_TYPES
+        if unknown:
+            raise e.ConfigurationError(f"handlers for unknown operation types: {unknown}")
+        self.store = store
+        self.handlers = dict(handlers)
+        self.webhook_sender = webhook_sender
+        self.describe_error = describe_error
+        self.progress_interval_s = progress_interval_s
+        self._webhooks: set[asyncio.Task[Any]] = set()
+        self._stopped = False  # no new webhook deliveries
+
+    async def execute(self, row: OperationRow, *, retryable: Retryable = _never) -> None:
+        """Run a `running` operation to its end. An exception `retryable` accepts is
+        raised to the caller (which retries later) instead of failing the operation;
+        cancellation propagates and leaves the row as it is."""
+        latest: dict[str, Any] | None = None
+        flushed = True
+        last_write = 0.0
+
+        async def progress(value: dict[str, Any]) -> None:
+            nonlocal latest, flushed, last_write
+            latest, flushed = value, False
+            now = time.monotonic()
+            if now - last_write >= self.progress_interval_s:
+                last_write, flushed = now, True
+                await self.store.set_progress(row.id, value)
+
+        pending_progress = lambda: None if flushed else latest  # noqa: E731
+        try:
+            result = await self.handlers[row.type](row, progress)
+        except asyncio.CancelledError:
+            # A cancel already stored `cancelled`; on shutdown the row stays running
+            # and is recovered (or retried) later.
+            raise
+        except e.HeadraceError as error:
+            if retryable(error):
+                raise
+            await self.finish(row.id, "failed", error=self.describe_error(error),
+                              progress=pending_progress())
+        except Exception as error:
+            if retryable(error):
+                raise
+            log.exception("operation failed", operation_id=row.id, type=row.type)
+            await self.finish(row.id, "failed", error=internal_error(),
+                              progress=pending_progress())
+        else:
+            if not isinstance(result, dict):
+                log.error("operation handler returned a non-dict result",
+                          operation_id=row.id, type=row.type)
+                await self.finish(row.id, "failed", error=internal_error())
+                return
+            await self.finish(row.id, "completed", result=result, progress=pending_progress())
+
+    async def finish(self, operation_id: str, status: str, **values: Any) -> None:
+        """The final transition (idempotent: a second completion is a no-op) and the
+        webhook."""
+        try:
+            row = await self.store.transition(operation_id, status, **values)
+        except e.Conflict:
+            return  # cancelled (or finished by another attempt) meanwhile: that one won
+        except Exception:
+            # A result that cannot be stored (not JSON, too large) must not leave
+            # the operation `running` for ever.
+            log.exception("could not store the operation's outcome", operation_id=operation_id)
+            if status != "completed":
+                raise
+            row = await self.store.transition(
+                operation_id, "failed",
+                error=internal_error("the operation's result could not be stored"))
+        self.send_webhook(row)
+
+    def send_webhook(self, row: OperationRow) -> None:
+        if self.webhook_sender is None or not row.webhook_url or self._stopped:
+            return
+        task = asyncio.create_task(self._deliver(row), name=f"webhook {row.id}")
+        self._webhooks.add(task)
+        task.add_done_callback(self._webhooks.discard)
+
+    async def _deliver(self, row: OperationRow) -> None:
+        assert self.webhook_sender is not None
+        try:
+            await self.webhook_sender.deliver(row)
+        except Exception:
+            log.exception("webhook delivery crashed", operation_id=row.id)
+
+    async def close(self, grace_s: float = 0.0) -> None:
+        """Wait up to `grace_s` for webhook deliveries in flight, then cancel them."""
+        if grace_s > 0 and self._webhooks:
+            await asyncio.wait(list(self._webhooks), timeout=grace_s)
+        self._stopped = True
+        for task in self._webhooks:
+            task.cancel()
+        await asyncio.gather(*self._webhooks, return_exceptions=True)

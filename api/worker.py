@@ -19,7 +19,9 @@ async def run_worker(settings: Settings) -> None:
     """Work until SIGTERM or SIGINT; operations still running then are handed back
     to the queue after a grace period."""
     app = create_app(settings, serve_ui=False)
-    operations = app.extensions["headrace"].operations
+    state = app.extensions["headrace"]
+    state.knowledge.embedded_stores = False
+    operations = state.operations
     assert isinstance(operations, DistributedOperations)
     await app.startup()
     try:

@@ -109,6 +109,9 @@ class KnowledgeService:
         self._stores: dict[str, Opened] = {}
         self._local_embedder: Any = None
         self._lock = asyncio.Lock()
+        # The embedded store is files in one process's data directory: a distributed
+        # worker (another process, maybe another machine) must not open its own copy.
+        self.embedded_stores = True
 
     # --- stores and embedders ---------------------------------------------------------
 
@@ -132,6 +135,11 @@ class KnowledgeService:
     def _open(self, spec: KnowledgeBaseSpec) -> VectorStore:
         backend, dims, distance = spec.backend, spec.embedding.dimensions, spec.distance
         if backend.type == "embedded":
+            if not self.embedded_stores:
+                raise InvalidRequest(
+                    f"knowledge base {spec.id} is on the embedded store, which only the API "
+                    "process opens; distributed workers need pgvector or qdrant",
+                    param="backend", code="embedded_store_not_shared")
             from connectors.vector.embedded import EmbeddedStore
 
             return EmbeddedStore(self.data_dir / "knowledge", spec.id, dims, distance)

@@ -84,3 +84,27 @@ def _wait_healthy(server: LiveServer, timeout: float) -> None:
             pass
         time.sleep(0.1)
     raise RuntimeError(f"headrace did not become healthy in {timeout} s:\n{server.log()}")
+
+
+@contextmanager
+def worker_process(data_dir: Path, env: dict[str, str], *, name: str = "worker",
+                   concurrency: int = 4) -> Iterator[LiveServer]:
+    """`headrace worker` as a subprocess (no port: `url` is empty); stopped with
+    SIGTERM, or already killed by the test."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / f"{name}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "worker", "--concurrency", str(concurrency)],
+            env=isolated_env(HEADRACE_LOG_FORMAT="json", **env),
+            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield LiveServer(url="", process=process, log_path=log_path)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

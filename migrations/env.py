@@ -12,6 +12,7 @@ from sqlmodel import SQLModel
 
 import engine.store.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 from engine.settings import Settings, normalise_database_url
+from engine.store.migrate import headrace_owns
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -23,6 +24,7 @@ def _configure(connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=headrace_owns,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -24,7 +24,7 @@ def headrace(*args: str, env: dict[str, str] | None = None, timeout: float = 60)
 def test_help_lists_the_commands():
     result = headrace("--help")
     assert result.returncode == 0
-    for command in ("serve", "api", "migrate", "seed", "create-key"):
+    for command in ("serve", "api", "migrate", "seed", "create-key", "worker"):
         assert f"  {command} " in result.stdout
 
 
@@ -57,6 +57,15 @@ def test_serve_refuses_an_unmigrated_postgres(postgres_url, tmp_path):
     )
     assert result.returncode != 0
     assert "Run `headrace migrate` first" in result.stderr
+
+
+def test_worker_needs_a_migrated_postgres(postgres_url, tmp_path):
+    on_sqlite = headrace("worker", env={"HEADRACE_DATA_DIR": str(tmp_path)})
+    assert on_sqlite.returncode != 0
+    assert "headrace worker needs PostgreSQL" in on_sqlite.stderr
+    unmigrated = headrace("worker", env={"HEADRACE_DATABASE_URL": postgres_url})
+    assert unmigrated.returncode != 0
+    assert "Run `headrace migrate` first" in unmigrated.stderr
 
 
 def test_serve_with_no_command_migrates_a_fresh_data_dir_and_answers(tmp_path):

@@ -13,7 +13,13 @@ from api.app import create_app
 from engine.errors import ConfigurationError
 from engine.settings import Settings
 from engine.store import Database
-from engine.store.migrate import head_revision, require_current_schema, schema_state, upgrade
+from engine.store.migrate import (
+    head_revision,
+    headrace_owns,
+    require_current_schema,
+    schema_state,
+    upgrade,
+)
 
 
 async def test_migrated_schema_matches_the_models(database_url: str):
@@ -23,7 +29,8 @@ async def test_migrated_schema_matches_the_models(database_url: str):
         assert state.current == head_revision() and state.up_to_date
 
         def diff(conn):
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            context = MigrationContext.configure(conn, opts={"compare_type": True,
+                                                             "include_name": headrace_owns})
             return compare_metadata(context, SQLModel.metadata)
 
         async with db.engine.connect() as conn:
@@ -81,3 +88,37 @@ async def test_fresh_sqlite_is_migrated_at_start(tmp_path):
     db = Database(settings.resolved_database_url)
     assert (await schema_state(db)).up_to_date
     await db.close()
+
+
+async def test_the_task_queue_tables_come_and_go_with_their_migration(postgres_url: str):
+    import sqlalchemy as sa
+
+    from engine.store.migrate import alembic_config
+
+    db = Database(postgres_url)
+
+    async def queue_tables() -> set[str]:
+        async with db.session() as session:
+            rows = await session.exec(sa.text(  # type: ignore[call-overload]
+                "SELECT tablename FROM pg_tables WHERE tablename LIKE 'procrastinate%'"))
+            return {name for (name,) in rows.all()}
+
+    def downgrade_to(revision: str):
+        from alembic import command
+
+        def run(conn):
+            config = alembic_config()
+            config.attributes["connection"] = conn
+            command.downgrade(config, revision)
+        return run
+
+    try:
+        await upgrade(db)
+        assert {"procrastinate_jobs", "procrastinate_workers"} <= await queue_tables()
+        async with db.engine.begin() as conn:
+            await conn.run_sync(downgrade_to("0007"))
+        assert await queue_tables() == set()
+        await upgrade(db)  # and back: nothing was left behind to collide with
+        assert "procrastinate_jobs" in await queue_tables()
+    finally:
+        await db.close()

@@ -21,6 +21,12 @@ def alembic_config() -> Config:
     return config
 
 
+def headrace_owns(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic's `include_name`: the task queue's tables belong to procrastinate
+    (created by its own SQL in migration 0008), not to Headrace's models."""
+    return not (type_ == "table" and name is not None and name.startswith("procrastinate_"))
+
+
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 

@@ -100,8 +100,11 @@ class DistributedOperations:
             conninfo=libpq_url(database_url), min_size=1, max_size=pool_size))
         self.queue.task(
             name=TASK, queue=QUEUE, pass_context=True,
+            # The operation's own `attempts` decides when to stop (the last attempt
+            # fails the operation instead of raising); the queue's budget is larger so
+            # it never drops a job whose operation is still `running`.
             retry=procrastinate.RetryStrategy(
-                max_attempts=max_attempts, exponential_wait=retry_wait_s,
+                max_attempts=2 * max_attempts, exponential_wait=retry_wait_s,
                 retry_exceptions={Exception}),
         )(self._run_job)
         self.worker = worker_name("worker")

@@ -6,10 +6,8 @@ import asyncio
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from quart import Quart, Response, redirect, send_from_directory
-from quart_schema import hide
+from quart import Quart
 
-import ui
 from api import chat, embeddings, health, messages, models, responses, unsupported
 from api import knowledge as knowledge_api
 from api import operations as operations_api
@@ -18,6 +16,7 @@ from api.admin import gateway as admin_gateway
 from api.admin import governance_usage as admin_usage
 from api.admin import keys as admin_keys
 from api.auth import install_auth
+from api.console import mount_console
 from api.errors import register_error_handlers
 from api.jsonio import OrjsonProvider
 from api.middleware import install_request_context
@@ -97,7 +96,7 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool | None = None
                       workflows_api.blueprint, operations_api.blueprint):
         app.register_blueprint(blueprint)
     if serve_ui:
-        _mount_ui(app)
+        mount_console(app)
 
     background: list[asyncio.Task] = []
 
@@ -185,16 +184,3 @@ async def _expire_operations(store: OperationStore, retention_days: float) -> No
         except Exception as error:  # keep trying; the next pass catches up
             log.warning("operation cleanup failed", error=f"{type(error).__name__}")
         await asyncio.sleep(3600)
-
-
-def _mount_ui(app: Quart) -> None:
-    @app.get("/")
-    @hide
-    async def root() -> Response:
-        return redirect("/ui/")
-
-    @app.get("/ui/")
-    @app.get("/ui/<path:path>")
-    @hide
-    async def console(path: str = "index.html") -> Response:
-        return await send_from_directory(ui.STATIC_DIR, path)

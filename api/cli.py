@@ -101,6 +101,30 @@ def api(host: str | None, port: int | None, data_dir: Path | None) -> None:
     _serve(_settings(host=host, port=port, data_dir=data_dir), serve_ui=False)
 
 
+@cli.command("ui")
+@host_option
+@port_option
+@click.option("--api-url", help="The Headrace whose /admin and /v1 routes the console uses")
+@click.option("--skip-proxy", is_flag=True, help="Serve the console's files only")
+def console(host: str | None, port: int | None, api_url: str | None, skip_proxy: bool) -> None:
+    """Serve only the admin console, proxying its API calls to --api-url."""
+    from urllib.parse import urlsplit
+
+    from api.console import create_console_app
+    from api.server import run
+
+    if api_url is None and not skip_proxy:
+        raise click.UsageError("give --api-url (or --skip-proxy for the static files alone)")
+    if api_url is not None and (urlsplit(api_url).scheme not in ("http", "https")
+                                or not urlsplit(api_url).hostname):
+        raise click.BadParameter("an http(s) URL such as http://headrace:8080",
+                                 param_hint="--api-url")
+    settings = _settings(host=host, port=port)
+    log.info("starting the headrace console", url=f"http://{settings.host}:{settings.port}",
+             api=None if skip_proxy else api_url)
+    run(create_console_app(None if skip_proxy else api_url), settings.host, settings.port)
+
+
 @cli.command()
 @click.option("--concurrency", type=click.IntRange(1, 1000),
               help="Operations this worker runs at once "

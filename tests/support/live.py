@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +41,10 @@ def isolated_env(**overrides: str) -> dict[str, str]:
 @contextmanager
 def live_server(
     data_dir: Path, *, command: str = "serve", env: dict[str, str] | None = None,
-    timeout: float = 30.0,
+    timeout: float = 30.0, args: Sequence[str] = (), executable: Sequence[str] | None = None,
+    cwd: Path | None = None,
 ) -> Iterator[LiveServer]:
+    """`headrace <command> <args>` (or `executable <command> <args>`) on a free port."""
     port = free_port()
     log_path = data_dir / f"{command or 'default'}-{port}.log"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -55,8 +57,9 @@ def live_server(
     )
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", *([command] if command else [])],
-            env=full_env, stdout=log, stderr=subprocess.STDOUT,
+            [*(executable or [sys.executable, "-m", "api.cli"]),
+             *([command] if command else []), *args],
+            env=full_env, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
         )
     server = LiveServer(url=f"http://127.0.0.1:{port}", process=process, log_path=log_path)
     try:

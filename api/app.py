@@ -149,6 +149,7 @@ def _operations(settings: Settings, store: OperationStore, handlers: dict,
             max_attempts=settings.operations_max_attempts,
             heartbeat_s=settings.operations_heartbeat_s,
             stalled_after_s=settings.operations_stalled_after_s,
+            shutdown_grace_s=settings.operations_shutdown_grace_s,
             pool_size=settings.operations_max_concurrency + 4)
     return OperationRunner(store, handlers, max_concurrency=settings.operations_max_concurrency,
                            webhook_sender=sender, describe_error=operations_api.describe_error)

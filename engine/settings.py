@@ -68,7 +68,10 @@ class Settings(BaseSettings):
         10.0, gt=0, description="Distributed: how often a worker reports it is alive")
     operations_stalled_after_s: float = Field(
         30.0, gt=0, description="Distributed: a worker silent this long is presumed dead "
-        "and its operations are requeued")
+        "and its operations are requeued (must exceed heartbeat + shutdown grace)")
+    operations_shutdown_grace_s: float = Field(
+        10.0, ge=0, description="Distributed: on SIGTERM a worker lets running operations "
+        "finish this long, then hands them back to the queue")
     operations_retention_days: float = Field(7.0, gt=0, description="Finished operations "
                                              "are deleted after this")
     webhook_secret: SecretStr | None = Field(

@@ -53,7 +53,7 @@ class OperationExecutor:
     def __init__(self, store: OperationStore, handlers: dict[str, Handler], *,
                  webhook_sender: WebhookSender | None = None,
                  describe_error: DescribeError = default_describe_error,
-                 progress_interval_s: float = 0.5):
+                 progress_interval_s: float = 0.5, await_webhooks: bool = False):
         unknown = set(handlers) - OPERATION_TYPES
         if unknown:
             raise e.ConfigurationError(f"handlers for unknown operation types: {unknown}")
@@ -62,6 +62,7 @@ class OperationExecutor:
         self.webhook_sender = webhook_sender
         self.describe_error = describe_error
         self.progress_interval_s = progress_interval_s
+        self.await_webhooks = await_webhooks
         self._webhooks: set[asyncio.Task[Any]] = set()
         self._stopped = False  # no new webhook deliveries
 
@@ -79,7 +80,7 @@ class OperationExecutor:
             now = time.monotonic()
             if now - last_write >= self.progress_interval_s:
                 last_write, flushed = now, True
-                await self.store.set_progress(row.id, value)
+                await self.store.set_progress(row.id, value, attempt=row.attempts)
 
         pending_progress = lambda: None if flushed else latest  # noqa: E731
         try:
@@ -91,46 +92,49 @@ class OperationExecutor:
         except e.HeadraceError as error:
             if retryable(error):
                 raise
-            await self.finish(row.id, "failed", error=self.describe_error(error),
+            await self.finish(row, "failed", error=self.describe_error(error),
                               progress=pending_progress())
         except Exception as error:
             if retryable(error):
                 raise
             log.exception("operation failed", operation_id=row.id, type=row.type)
-            await self.finish(row.id, "failed", error=internal_error(),
+            await self.finish(row, "failed", error=internal_error(),
                               progress=pending_progress())
         else:
             if not isinstance(result, dict):
                 log.error("operation handler returned a non-dict result",
                           operation_id=row.id, type=row.type)
-                await self.finish(row.id, "failed", error=internal_error())
+                await self.finish(row, "failed", error=internal_error())
                 return
-            await self.finish(row.id, "completed", result=result, progress=pending_progress())
+            await self.finish(row, "completed", result=result, progress=pending_progress())
 
-    async def finish(self, operation_id: str, status: str, **values: Any) -> None:
-        """The final transition (idempotent: a second completion is a no-op) and the
-        webhook."""
+    async def finish(self, row: OperationRow, status: str, **values: Any) -> None:
+        """The final transition, then the webhook. Only the attempt that last
+        claimed the operation may finish it, and only once."""
         try:
-            row = await self.store.transition(operation_id, status, **values)
+            done = await self.store.transition(row.id, status, attempt=row.attempts, **values)
         except e.Conflict:
-            return  # cancelled (or finished by another attempt) meanwhile: that one won
+            return  # cancelled, or taken over by a newer attempt: that one decides
         except Exception:
             # A result that cannot be stored (not JSON, too large) must not leave
             # the operation `running` for ever.
-            log.exception("could not store the operation's outcome", operation_id=operation_id)
+            log.exception("could not store the operation's outcome", operation_id=row.id)
             if status != "completed":
                 raise
-            row = await self.store.transition(
-                operation_id, "failed",
+            done = await self.store.transition(
+                row.id, "failed", attempt=row.attempts,
                 error=internal_error("the operation's result could not be stored"))
-        self.send_webhook(row)
+        delivery = self.send_webhook(done)
+        if delivery is not None and self.await_webhooks:
+            await asyncio.shield(delivery)
 
-    def send_webhook(self, row: OperationRow) -> None:
+    def send_webhook(self, row: OperationRow) -> asyncio.Task[None] | None:
         if self.webhook_sender is None or not row.webhook_url or self._stopped:
-            return
+            return None
         task = asyncio.create_task(self._deliver(row), name=f"webhook {row.id}")
         self._webhooks.add(task)
         task.add_done_callback(self._webhooks.discard)
+        return task
 
     async def _deliver(self, row: OperationRow) -> None:
         assert self.webhook_sender is not None

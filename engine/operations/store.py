@@ -158,8 +158,10 @@ class OperationStore:
                          result: dict[str, Any] | None = None,
                          error: dict[str, Any] | None = None,
                          progress: dict[str, Any] | None = None,
-                         worker: str | None = None) -> OperationRow:
-        """Move an operation to `to`, only from a status allowed to reach it."""
+                         worker: str | None = None, attempt: int | None = None,
+                         ) -> OperationRow:
+        """Move an operation to `to`, only from a status allowed to reach it (and,
+        with `attempt`, only while that attempt is the latest)."""
         check_operation_id(operation_id)
         allowed = _ALLOWED_FROM.get(to)
         if allowed is None:
@@ -176,7 +178,7 @@ class OperationStore:
             values["error"] = error
         if progress is not None:
             values["progress"] = progress
-        return await self._update(operation_id, allowed, to, values)
+        return await self._update(operation_id, allowed, to, values, attempt)
 
     async def claim(self, operation_id: str, worker: str) -> OperationRow:
         """Start a pending operation, or take over one left `running` by an attempt
@@ -189,11 +191,12 @@ class OperationStore:
         return await self._update(operation_id, ("pending", "running"), "running", values)
 
     async def _update(self, operation_id: str, allowed: Sequence[str], to: str,
-                      values: dict[str, Any]) -> OperationRow:
-        statement = (sa.update(OperationRow)
-                     .where(OperationRow.id == operation_id,  # type: ignore[arg-type]
-                            OperationRow.status.in_(allowed))  # type: ignore[attr-defined]
-                     .values(**values))
+                      values: dict[str, Any], attempt: int | None = None) -> OperationRow:
+        conditions = [OperationRow.id == operation_id,
+                      OperationRow.status.in_(allowed)]  # type: ignore[attr-defined]
+        if attempt is not None:
+            conditions.append(OperationRow.attempts == attempt)
+        statement = sa.update(OperationRow).where(*conditions).values(**values)
         async with self.db.transaction() as session:
             changed = (await session.exec(statement)).rowcount
         row = await self.get(operation_id)
@@ -216,11 +219,14 @@ class OperationStore:
             found = dict((await session.exec(query)).all())
         return {status: int(found.get(status, 0)) for status in STATUSES}
 
-    async def set_progress(self, operation_id: str, progress: dict[str, Any]) -> bool:
-        """Store progress while the operation runs; False once it has left `running`."""
-        statement = (sa.update(OperationRow)
-                     .where(OperationRow.id == operation_id,  # type: ignore[arg-type]
-                            OperationRow.status == "running")  # type: ignore[arg-type]
+    async def set_progress(self, operation_id: str, progress: dict[str, Any], *,
+                           attempt: int | None = None) -> bool:
+        """Store progress while the operation runs; False once it has left `running`
+        (or, with `attempt`, once a newer attempt took it over)."""
+        conditions = [OperationRow.id == operation_id, OperationRow.status == "running"]
+        if attempt is not None:
+            conditions.append(OperationRow.attempts == attempt)
+        statement = (sa.update(OperationRow).where(*conditions)  # type: ignore[arg-type]
                      .values(progress=progress, updated_at=utcnow()))
         async with self.db.transaction() as session:
             return bool((await session.exec(statement)).rowcount)

@@ -11,9 +11,10 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from aiohttp import web
 
-from engine.errors import InvalidRequest, ServiceUnavailable
-from engine.operations import OperationStore
+from engine.errors import ConfigurationError, Conflict, InvalidRequest, ServiceUnavailable
+from engine.operations import OperationStore, WebhookSender
 from engine.operations.distributed import QUEUE, DistributedOperations, is_transient, libpq_url
 from engine.store import Database
 from engine.store.migrate import upgrade
@@ -36,7 +37,7 @@ async def distributed(store: OperationStore, handlers, *, work: bool = True, **o
     """Operations through the queue, with a worker loop running in this process."""
     ops = DistributedOperations(store, str(store.db.engine.url.render_as_string(False)),
                                 handlers, retry_wait_s=0.05, heartbeat_s=0.5,
-                                stalled_after_s=2.0, **options)
+                                stalled_after_s=2.0, shutdown_grace_s=1.0, **options)
     await ops.start()
     worker = (asyncio.create_task(ops.work(concurrency=4, install_signal_handlers=False))
               if work else None)
@@ -188,7 +189,8 @@ async def test_a_failed_enqueue_leaves_nothing_behind(pg_store: OperationStore):
         return {}
 
     ops = DistributedOperations(pg_store, str(pg_store.db.engine.url.render_as_string(False)),
-                                {"workflow": handler})
+                                {"workflow": handler}, heartbeat_s=0.5, stalled_after_s=2.0,
+                                shutdown_grace_s=1.0)
     # Never opened: the queue is unreachable for this process.
     with pytest.raises(ServiceUnavailable):
         await ops.submit("workflow", {})
@@ -207,7 +209,17 @@ async def test_recover_requeues_stalled_jobs_and_lost_enqueues(pg_store: Operati
         lost = await pg_store.create("workflow", {})
         async with pg_store.db.transaction() as session:
             await session.exec(sa.update(OperationRow).where(OperationRow.id == lost.id)
-                                  .values(created_at=utcnow() - timedelta(minutes=5)))
+                                  .values(created_at=utcnow() - timedelta(minutes=5),
+                                          updated_at=utcnow() - timedelta(minutes=5)))
+        # A worker ran out of retries while the operation was running.
+        exhausted = await api.submit("workflow", {})
+        await pg_store.claim(exhausted.id, "worker:gone:2")
+        async with pg_store.db.transaction() as session:
+            await session.exec(sa.text(
+                "UPDATE procrastinate_jobs SET status = 'failed' WHERE lock = :id"
+            ).bindparams(id=exhausted.id))
+            await session.exec(sa.update(OperationRow).where(OperationRow.id == exhausted.id)
+                               .values(updated_at=utcnow() - timedelta(minutes=5)))
         # A worker took a job, then died (its heartbeat stopped long ago).
         orphaned = await api.submit("workflow", {})
         async with pg_store.db.transaction() as session:
@@ -221,14 +233,18 @@ async def test_recover_requeues_stalled_jobs_and_lost_enqueues(pg_store: Operati
         await api.recover()
         assert await queue_jobs(pg_store, lost.id) == [("todo", 0)]
         assert [s for s, _ in await queue_jobs(pg_store, orphaned.id)] == ["todo"]
+        assert sorted(s for s, _ in await queue_jobs(pg_store, exhausted.id)) == ["failed",
+                                                                                   "todo"]
 
     async with distributed(pg_store, {"workflow": handler}) as ops:
         await ops.wait(lost.id, timeout_s=15)
         await ops.wait(orphaned.id, timeout_s=15)
-    taken_over = await pg_store.get(orphaned.id)
-    assert (taken_over.status, taken_over.attempts) == ("completed", 2)
-    assert taken_over.worker == ops.worker
-    assert sorted(calls) == sorted([lost.id, orphaned.id])
+        await ops.wait(exhausted.id, timeout_s=15)
+    for row_id in (orphaned.id, exhausted.id):
+        taken_over = await pg_store.get(row_id)
+        assert (taken_over.status, taken_over.attempts) == ("completed", 2)
+        assert taken_over.worker == ops.worker
+    assert sorted(calls) == sorted([lost.id, orphaned.id, exhausted.id])
 
 
 def test_transient_errors_and_urls():
@@ -250,3 +266,113 @@ async def test_the_queue_lives_in_the_operations_queue(pg_store: OperationStore)
                 "SELECT queue_name FROM procrastinate_jobs WHERE lock = :id"
             ).bindparams(id=row.id))).scalar_one()
         assert queue == QUEUE
+
+
+async def test_a_superseded_attempt_stops_and_cannot_finish(pg_store: OperationStore):
+    started = asyncio.Event()
+    stopped = asyncio.Event()
+
+    async def slow(row, progress):
+        started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            stopped.set()
+            raise
+        return {}
+
+    async with distributed(pg_store, {"workflow": slow}) as ops:
+        row = await ops.submit("workflow", {})
+        await asyncio.wait_for(started.wait(), 15)
+        # Another worker took the operation over (it thought this one dead).
+        newer = await pg_store.claim(row.id, "worker:elsewhere:1")
+        assert newer.attempts == 2
+        await asyncio.wait_for(stopped.wait(), 5)  # noticed within a heartbeat
+        with pytest.raises(Conflict):  # the old attempt can no longer finish it
+            await pg_store.transition(row.id, "completed", result={}, attempt=1)
+        assert not await pg_store.set_progress(row.id, {"x": 1}, attempt=1)
+        current = await pg_store.get(row.id)
+        assert (current.status, current.worker) == ("running", "worker:elsewhere:1")
+
+
+async def test_cancel_succeeds_when_the_queue_is_unreachable(pg_store: OperationStore):
+    async def handler(row, progress):
+        return {}
+
+    ops = DistributedOperations(pg_store, str(pg_store.db.engine.url.render_as_string(False)),
+                                {"workflow": handler}, heartbeat_s=0.5, stalled_after_s=2.0,
+                                shutdown_grace_s=1.0)
+    row = await pg_store.create("workflow", {})  # never opened: the queue is unreachable
+    assert (await ops.cancel(row.id)).status == "cancelled"
+    assert (await pg_store.get(row.id)).status == "cancelled"
+
+
+async def test_a_failed_heartbeat_does_not_stop_the_heartbeat(pg_store: OperationStore):
+    async def handler(row, progress):
+        return {}
+
+    async with distributed(pg_store, {"workflow": handler}, work=False) as ops:
+        manager = ops.queue.job_manager
+        original = manager.update_heartbeat
+        failures = []
+
+        async def flaky(worker_id):
+            if not failures:
+                failures.append(worker_id)
+                raise ConnectionResetError("database failover")
+            await original(worker_id)
+
+        manager.update_heartbeat = flaky  # type: ignore[method-assign]
+        worker = asyncio.create_task(ops.work(install_signal_handlers=False))
+        try:
+            await asyncio.sleep(2.5)
+            assert failures, "the heartbeat never ran"
+            async with pg_store.db.session() as session:
+                age = (await session.exec(sa.text(
+                    "SELECT extract(epoch FROM now() - last_heartbeat) "
+                    "FROM procrastinate_workers"))).scalar_one()
+            assert float(age) < 1.5  # still beating after the failure
+        finally:
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+
+
+def test_the_stall_timeout_must_cover_heartbeat_and_grace(pg_store: OperationStore):
+    with pytest.raises(ConfigurationError, match="STALLED_AFTER"):
+        DistributedOperations(pg_store, "postgresql+asyncpg://h/db", {}, heartbeat_s=10,
+                              stalled_after_s=15, shutdown_grace_s=10)
+
+
+async def test_webhooks_are_delivered_inside_the_job(pg_store: OperationStore):
+    received: list[dict] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/hook"  # type: ignore[union-attr]
+
+    async def handler(row, progress):
+        return {"answer": 42}
+
+    sender = WebhookSender(pg_store, "s3cret", allow_private=True, backoff_s=0.01)
+    try:
+        async with distributed(pg_store, {"workflow": handler},
+                               webhook_sender=sender) as ops:
+            row = await ops.submit("workflow", {}, webhook_url=url)
+            await ops.wait(row.id, timeout_s=15)
+            for _ in range(100):
+                if received:
+                    break
+                await asyncio.sleep(0.05)
+        assert received and received[0]["operation_id"] == row.id
+        assert received[0]["result"] == {"answer": 42}
+        assert [d.status_code for d in await pg_store.deliveries(row.id)] == [204]
+    finally:
+        await runner.cleanup()

@@ -57,7 +57,8 @@ def cluster(postgres_url: str, tmp_path: Path) -> Iterator[Cluster]:
     mock = MockUpstream.start_in_thread()
     env = {"HEADRACE_DATABASE_URL": postgres_url, "HEADRACE_OPERATIONS_MODE": "distributed",
            "HEADRACE_OPERATIONS_HEARTBEAT_S": "0.5",
-           "HEADRACE_OPERATIONS_STALLED_AFTER_S": "3", "HEADRACE_TEST_KEY": "sk-test",
+           "HEADRACE_OPERATIONS_STALLED_AFTER_S": "3",
+           "HEADRACE_OPERATIONS_SHUTDOWN_GRACE_S": "1", "HEADRACE_TEST_KEY": "sk-test",
            }
     try:
         with ExitStack() as stack:
@@ -157,3 +158,18 @@ def _rows(postgres_url: str, ids: list[str]) -> dict[str, tuple[str, int]]:
             await db.close()
 
     return asyncio.run(read())
+
+
+def test_a_stopped_worker_hands_its_operation_back(cluster: Cluster, postgres_url: str):
+    operation_id = cluster.submit("longer than the grace [[mock:delay_ms=4000]]")
+    cluster.wait([operation_id], status=("running",))
+    worker, _ = _rows(postgres_url, [operation_id])[operation_id]
+    stopping = next(w for w in cluster.workers if w.process.pid == _worker_pid(worker))
+    stopping.process.send_signal(signal.SIGTERM)  # 1 s of grace, then hand it back
+    assert stopping.process.wait(timeout=20) == 0
+    [done] = cluster.wait([operation_id], timeout_s=60)
+    assert done["status"] == "completed", done
+    worker, attempts = _rows(postgres_url, [operation_id])[operation_id]
+    assert attempts == 2 and _worker_pid(worker) != stopping.process.pid
+    requests = cluster.mock.requests()
+    assert len(requests) == 2 and requests[0]["aborted"] and not requests[1]["aborted"]

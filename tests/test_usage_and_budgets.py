@@ -276,9 +276,9 @@ async def test_usage_query_totals_and_groups(db: Database):
 
     everything = await query.query()
     assert everything["object"] == "usage"
-    assert everything["totals"] == {"requests": 6, "prompt_tokens": 103,
+    assert everything["totals"] == {"requests": 6, "errors": 0, "prompt_tokens": 103,
                                     "completion_tokens": 53, "total_tokens": 156,
-                                    "cost_usd": pytest.approx(1.03)}
+                                    "cost_usd": pytest.approx(1.03), "avg_latency_ms": 0.0}
     assert everything["groups"] == []
 
     by_day = await query.query(group_by="day")
@@ -311,6 +311,35 @@ async def test_usage_query_totals_and_groups(db: Database):
     only_team = await query.query(team_id="t1", key_id="k1")
     assert only_team["totals"]["requests"] == 2
     assert only_team["totals"]["cost_usd"] == pytest.approx(0.30)
+
+
+async def test_usage_counts_errors_averages_latency_and_groups_by_hour(db: Database):
+    recorder = UsageRecorder(db)
+    for rid, when, status, latency in (
+        ("h1", datetime(2026, 3, 9, 10, 5, tzinfo=UTC), "ok", 100.0),
+        ("h2", datetime(2026, 3, 9, 10, 55, tzinfo=UTC), "upstream_error", 300.0),
+        ("h3", datetime(2026, 3, 9, 11, 0, tzinfo=UTC), "ok", 50.0),
+        ("h4", EVENING_WEST, "cancelled", 10.0),  # 02:00 UTC on the 11th
+    ):
+        recorder.record(UsageEvent(rid, "chat", created_at=when, status=status,
+                                   latency_ms=latency))
+    await recorder.close()
+    query = UsageQuery(db)
+
+    everything = await query.query()
+    assert everything["totals"]["errors"] == 2
+    assert everything["totals"]["avg_latency_ms"] == pytest.approx(115.0)
+
+    by_hour = await query.query(group_by="hour")
+    assert [(g["key"], g["requests"], g["errors"], g["avg_latency_ms"])
+            for g in by_hour["groups"]] == [
+        ("2026-03-09T10:00:00Z", 2, 1, pytest.approx(200.0)),
+        ("2026-03-09T11:00:00Z", 1, 0, pytest.approx(50.0)),
+        ("2026-03-11T02:00:00Z", 1, 1, pytest.approx(10.0)),
+    ]
+
+    empty = await query.query(start=datetime(2030, 1, 1, tzinfo=UTC))
+    assert empty["totals"]["requests"] == 0 and empty["totals"]["avg_latency_ms"] is None
 
 
 # --- the admin routes --------------------------------------------------------------------

@@ -101,7 +101,8 @@ async def render_prompt(id: str, body: RenderRequest) -> dict:
     try:
         rendered = render(spec.content, body.variables, spec.format)
     except InvalidRequest as error:
-        error.param = f"variables.{error.param}" if error.param else "variables"
+        # The engine already names a missing variable `variables.<name>`.
+        error.param = error.param or "variables"
         raise
     used = sorted({v.name for v in variables_of(spec.content, spec.format)} & set(body.variables))
     return {"rendered": rendered, "prompt_id": id, "version": version, "variables_used": used}

@@ -35,7 +35,7 @@ class UsageParams(BaseModel):
         None, description="ISO 8601 date or datetime, inclusive (UTC if no offset)")
     end: datetime | None = Field(
         None, description="ISO 8601 date or datetime, exclusive (UTC if no offset)")
-    group_by: Literal["none", "day", "model", "key", "team"] = "none"
+    group_by: Literal["none", "hour", "day", "model", "key", "team"] = "none"
     limit: int = Field(1000, ge=1, le=10_000, description="Most groups returned")
 
     @field_validator("start", "end", mode="before")
@@ -68,14 +68,17 @@ class UsageParams(BaseModel):
 
 class UsageTotals(BaseModel):
     requests: int
+    errors: int = Field(description="Requests that did not end with status ok")
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
     cost_usd: float
+    avg_latency_ms: float | None = Field(description="Mean time per request; None if none")
 
 
 class UsageGroup(UsageTotals):
-    key: str | None = Field(description="The day (YYYY-MM-DD), model, key id or team id")
+    key: str | None = Field(
+        description="The hour (YYYY-MM-DDThh:00:00Z), day (YYYY-MM-DD), model, key id or team id")
 
 
 class UsageFilters(BaseModel):
@@ -118,7 +121,7 @@ class BudgetStatus(BaseModel):
 @responds(200, UsageReport)
 async def usage(query: UsageParams) -> dict:
     """Requests, tokens and cost, filtered by key, team, model and time, with totals and
-    optional groups by day (UTC), model, key or team."""
+    optional groups by hour or day (UTC), model, key or team."""
     state = app_state()
     return await UsageQuery(state.db).query(
         key_id=query.key_id, team_id=query.team_id, model=query.model,

@@ -262,29 +262,36 @@ class UsageRecorder:
 
 # --- reading -----------------------------------------------------------------------------
 
-GroupBy = Literal["none", "day", "model", "key", "team"]
-GROUP_BY: tuple[str, ...] = ("none", "day", "model", "key", "team")
-TOTAL_FIELDS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd")
+GroupBy = Literal["none", "hour", "day", "model", "key", "team"]
+GROUP_BY: tuple[str, ...] = ("none", "hour", "day", "model", "key", "team")
+TOTAL_FIELDS = ("requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens",
+                "cost_usd", "avg_latency_ms")
 
 
 def _measures() -> list[Any]:
     c = USAGE.c
     return [
         sa.func.count().label("requests"),
+        sa.func.coalesce(sa.func.sum(sa.case((c.status != "ok", 1), else_=0)), 0)
+        .label("errors"),
         sa.func.coalesce(sa.func.sum(c.prompt_tokens), 0).label("prompt_tokens"),
         sa.func.coalesce(sa.func.sum(c.completion_tokens), 0).label("completion_tokens"),
         sa.func.coalesce(sa.func.sum(c.total_tokens), 0).label("total_tokens"),
         sa.func.coalesce(sa.func.sum(c.cost_usd), 0.0).label("cost_usd"),
+        sa.func.avg(c.latency_ms).label("avg_latency_ms"),
     ]
 
 
 def _totals(row: Any) -> dict[str, Any]:
     return {
         "requests": int(row.requests),
+        "errors": int(row.errors),
         "prompt_tokens": int(row.prompt_tokens),
         "completion_tokens": int(row.completion_tokens),
         "total_tokens": int(row.total_tokens),
         "cost_usd": round(float(row.cost_usd), 10),
+        "avg_latency_ms": (None if row.avg_latency_ms is None
+                           else round(float(row.avg_latency_ms), 3)),
     }
 
 
@@ -308,10 +315,18 @@ class UsageQuery:
             return sa.cast(sa.func.timezone(sa.literal_column("'UTC'"), created), sa.Date)
         return sa.func.date(created)  # SQLite stores UTC text: "YYYY-MM-DD hh:mm:ss"
 
+    def _hour(self) -> Any:
+        """The UTC hour as `YYYY-MM-DDThh:00:00Z`."""
+        created = USAGE.c.created_at
+        if self.db.engine.dialect.name == "postgresql":
+            utc = sa.func.timezone(sa.literal_column("'UTC'"), created)
+            return sa.func.to_char(utc, sa.literal_column("'YYYY-MM-DD\"T\"HH24:00:00\"Z\"'"))
+        return sa.func.strftime("%Y-%m-%dT%H:00:00Z", created)
+
     def _group_column(self, group_by: str) -> Any:
         c = USAGE.c
-        return {"day": self._day, "model": lambda: c.model, "key": lambda: c.key_id,
-                "team": lambda: c.team_id}[group_by]()
+        return {"hour": self._hour, "day": self._day, "model": lambda: c.model,
+                "key": lambda: c.key_id, "team": lambda: c.team_id}[group_by]()
 
     async def query(
         self,

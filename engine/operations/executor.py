@@ -13,7 +13,7 @@ from typing import Any
 from engine import errors as e
 from engine.logs import get_logger
 from engine.operations.store import OPERATION_TYPES, OperationStore
-from engine.operations.webhooks import WebhookSender
+from engine.operations.webhooks import WebhookSender, validate_webhook_url
 from engine.store.tables import OperationRow
 
 ProgressFn = Callable[[dict[str, Any]], Awaitable[None]]
@@ -65,6 +65,22 @@ class OperationExecutor:
         self.await_webhooks = await_webhooks
         self._webhooks: set[asyncio.Task[Any]] = set()
         self._stopped = False  # no new webhook deliveries
+
+    async def create(self, type: str, request: dict[str, Any], *, key_id: str | None,
+                     team_id: str | None, webhook_url: str | None, closing: bool,
+                     ) -> OperationRow:
+        """Check a submission (a type this process can run, a webhook URL it may
+        call) and store it as `pending`."""
+        if type not in self.handlers:
+            raise e.InvalidRequest(f"operations of type {type!r} are not available",
+                                   param="type")
+        if closing:
+            raise e.ServiceUnavailable("Headrace is shutting down")
+        if webhook_url is not None:
+            allow = self.webhook_sender.allow_private if self.webhook_sender else False
+            validate_webhook_url(webhook_url, allow_private=allow)
+        return await self.store.create(type, request, key_id=key_id, team_id=team_id,
+                                       webhook_url=webhook_url)
 
     async def execute(self, row: OperationRow, *, retryable: Retryable = _never) -> None:
         """Run a `running` operation to its end. An exception `retryable` accepts is

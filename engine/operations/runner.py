@@ -24,7 +24,7 @@ from engine.operations.executor import (
     default_describe_error,
 )
 from engine.operations.store import OperationStore
-from engine.operations.webhooks import WebhookSender, validate_webhook_url
+from engine.operations.webhooks import WebhookSender
 from engine.store.tables import OperationRow
 
 INTERRUPTED = "interrupted by a restart"
@@ -93,16 +93,8 @@ class OperationRunner:
     async def submit(self, type: str, request: dict[str, Any], *, key_id: str | None = None,
                      team_id: str | None = None, webhook_url: str | None = None,
                      ) -> OperationRow:
-        if type not in self.handlers:
-            raise e.InvalidRequest(f"operations of type {type!r} are not available",
-                                   param="type")
-        if self._closing:
-            raise e.ServiceUnavailable("the operation runner is shutting down")
-        if webhook_url is not None:
-            allow = self.webhook_sender.allow_private if self.webhook_sender else False
-            validate_webhook_url(webhook_url, allow_private=allow)
-        row = await self.store.create(type, request, key_id=key_id, team_id=team_id,
-                                      webhook_url=webhook_url)
+        row = await self.executor.create(type, request, key_id=key_id, team_id=team_id,
+                                         webhook_url=webhook_url, closing=self._closing)
         self._schedule(row.id)
         return row
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -16,20 +15,8 @@ from aiohttp import web
 from engine.errors import ConfigurationError, Conflict, InvalidRequest, ServiceUnavailable
 from engine.operations import OperationStore, WebhookSender
 from engine.operations.distributed import QUEUE, DistributedOperations, is_transient, libpq_url
-from engine.store import Database
-from engine.store.migrate import upgrade
 from engine.store.tables import OperationRow
 from engine.store.types import utcnow
-
-
-@pytest.fixture
-async def pg_store(postgres_url: str) -> AsyncIterator[OperationStore]:
-    db = Database(postgres_url)
-    await upgrade(db)
-    try:
-        yield OperationStore(db)
-    finally:
-        await db.close()
 
 
 @contextlib.asynccontextmanager

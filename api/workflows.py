@@ -42,25 +42,45 @@ class StepTrace(BaseModel):
     type: str
     success: bool
     skipped: bool
+    input: Any = Field(None, description=(
+        "What the step received once its references were resolved (bounded; secrets in "
+        "http_request headers and URLs redacted): chat_completion: the request sent "
+        "(model, rendered messages, parameters); knowledge_base_search: knowledge_base_id, "
+        "query, top_k, similarity_threshold, filter, hybrid; http_request: method, url, "
+        "headers, body; conditional: the conditions evaluated with their values; "
+        "crag_scoring: query, strategy, thresholds and the documents scored; template: "
+        "the values of its references (jinja2: the variables it read). Null for a step "
+        "jumped over or failing before it got that far, and in runs recorded before "
+        "inputs were kept."))
     output: Any = None
     error: str | None = None
     started_at: str
     finished_at: str
     execution_time_ms: float
     tokens: int | None = None
-    cost: float | None = None
+    cost: float | None = Field(None, description="USD at the models' pricing; null when "
+                               "no model it used has pricing")
+    attempts: int | None = None
+    warnings: list[str] = Field(default_factory=list)
 
 
 class RunResponse(BaseModel):
     run_id: str
     workflow_id: str
+    workflow_version: int | None = Field(None, description="In the run history only")
+    key_id: str | None = Field(None, description="In the run history only")
     success: bool
+    input: Any = Field(None, description="The workflow input as given (bounded)")
     output: Any = None
     error: str | None = None
     steps: list[StepTrace]
     execution_time_ms: float
     started_at: str
     finished_at: str
+    tokens: int | None = None
+    cost: float | None = Field(None, description="The steps' cost in USD; null when none "
+                               "is known")
+    warnings: list[str] = Field(default_factory=list)
 
 
 class RunSummary(BaseModel):
@@ -117,8 +137,9 @@ def _event_stream(events: EventBuffer, run_id: str, after: int = 0) -> Response:
 @tag(TAG)
 @query_args(ExecuteQuery)
 @responds(200, RunResponse)
-@responds_text(200, "text/event-stream", "With `?stream=true`: run_started, step_started, "
-               "step_output_delta, step_finished, run_finished events")
+@responds_text(200, "text/event-stream", "With `?stream=true`: run_started (with the input), "
+               "step_started, step_output_delta, step_finished (with the step's input, "
+               "output, tokens and cost), run_finished events")
 async def execute(workflow_id: str, query: ExecuteQuery) -> Any:
     """Run a workflow with the JSON body as its input (validated by its input_schema).
 
@@ -191,9 +212,13 @@ async def list_runs(query: RunQuery) -> dict:
 @tag(TAG)
 @responds(200, RunResponse)
 async def get_run(run_id: str) -> dict:
-    """One run with its per-step trace."""
+    """One run: its input, output, and per-step trace (each step's input, output,
+    timing, tokens and cost). Runs recorded before inputs were kept have `input: null`."""
     row = await app_state().workflows.run(run_id)
     if row is None:
         raise NotFound(f"workflow run '{run_id}' not found")
-    return {**row.record, "workflow_version": row.workflow_version, "key_id": row.key_id}
+    record = row.record
+    return {"input": None, **record,
+            "steps": [{"input": None, **step} for step in record.get("steps") or ()],
+            "workflow_version": row.workflow_version, "key_id": row.key_id}
 

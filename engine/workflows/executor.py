@@ -18,8 +18,18 @@ the step as skipped (references to it resolve to null), `fallback_value` uses
 the fallback as its output.
 
 Events go to an async callback as dicts `{"event", "run_id", "seq",
-"timestamp", "data"}`: run_started, step_started, step_output_delta (chat
-content), step_finished, run_finished.
+"timestamp", "data"}`: run_started (with the run's `input`), step_started,
+step_output_delta (chat content), step_finished, run_finished.
+
+Each step's `input` is what it received once its references were resolved (the
+request a chat step sent, the search it made, the conditions it evaluated...;
+each step module says what): the runner sets `StepContext.input`, and the
+executor keeps it, bounded (`engine.workflows.trace.bounded`), in the
+`StepResult` and sends it in the **step_finished** event (not step_started:
+it is known only once the step has rendered its fields). A step that failed
+before getting that far, or was jumped over, has `input: None`. The run's
+`input` (the workflow input as given, bounded the same way) is in the run
+result and its record.
 """
 
 from __future__ import annotations
@@ -37,6 +47,7 @@ from typing import Any
 from engine.errors import HeadraceError
 from engine.workflows.references import Scope
 from engine.workflows.steps.base import StepContext
+from engine.workflows.trace import bounded
 from engine.workflows.validate import CompiledStep, CompiledWorkflow, validate_input
 
 log = logging.getLogger(__name__)
@@ -60,10 +71,12 @@ class StepResult:
     cost: float | None = None
     attempts: int = 0
     warnings: list[str] = field(default_factory=list)
+    input: Any = None  # what the step received, references resolved (bounded)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "type": self.type, "success": self.success,
-                "skipped": self.skipped, "output": self.output, "error": self.error,
+                "skipped": self.skipped, "input": self.input, "output": self.output,
+                "error": self.error,
                 "started_at": self.started_at.isoformat(),
                 "finished_at": self.finished_at.isoformat(),
                 "execution_time_ms": self.execution_time_ms, "tokens": self.tokens,
@@ -82,6 +95,7 @@ class RunResult:
     finished_at: datetime
     execution_time_ms: float
     warnings: list[str] = field(default_factory=list)
+    input: Any = None  # the workflow input as given (bounded)
 
     @property
     def tokens(self) -> int:
@@ -94,7 +108,8 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "workflow_id": self.workflow_id,
-                "success": self.success, "output": self.output, "error": self.error,
+                "success": self.success, "input": self.input, "output": self.output,
+                "error": self.error,
                 "steps": [s.to_dict() for s in self.steps],
                 "started_at": self.started_at.isoformat(),
                 "finished_at": self.finished_at.isoformat(),
@@ -168,7 +183,7 @@ class WorkflowExecutor:
             error = f"step '{abort.result.name}' failed: {abort.result.error}"
         elapsed = (time.perf_counter() - clock) * 1000
         result = RunResult(run.run_id, workflow.spec.id, success, output, error, run.results,
-                           started_at, datetime.now(UTC), elapsed, warnings)
+                           started_at, datetime.now(UTC), elapsed, warnings, bounded(inputs))
         await run.event("run_finished", {"success": success, "output": output, "error": error,
                                          "execution_time_ms": elapsed, "tokens": result.tokens,
                                          "cost": result.cost})
@@ -325,13 +340,14 @@ class WorkflowExecutor:
                 output = None
         elapsed = (time.perf_counter() - clock) * 1000
         warnings = scope.warnings + context.warnings
+        recorded = bounded(context.input)
         result = StepResult(name, step.type, success, skipped, output, error, started_at,
                             datetime.now(UTC), elapsed, context.tokens, context.cost, attempt,
-                            warnings)
+                            warnings, recorded)
         if run.emit is not None:
             await run.event("step_finished", {
                 "step": name, "type": step.type, "success": success, "skipped": skipped,
-                "output": output, "error": error, "execution_time_ms": elapsed,
+                "input": recorded, "output": output, "error": error, "execution_time_ms": elapsed,
                 "tokens": context.tokens, "cost": context.cost, "attempts": attempt,
                 "warnings": warnings})
         return result

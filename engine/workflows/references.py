@@ -38,6 +38,7 @@ class Scope:
     request: dict[str, Any]
     outputs: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    resolved: dict[str, Any] | None = None  # when a dict: reference text -> its value
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +69,15 @@ class Reference:
 
     def resolve(self, scope: Scope, *, whole: bool = True) -> Any:
         value = self.lookup(scope)
-        if value is not _MISSING:
-            return value
-        if self.default is not None:
-            return _parse_default(self.default) if whole else self.default
-        scope.warnings.append(f"{self.text} resolved to null (no such value)")
-        return None
+        if value is _MISSING:
+            if self.default is not None:
+                value = _parse_default(self.default) if whole else self.default
+            else:
+                scope.warnings.append(f"{self.text} resolved to null (no such value)")
+                value = None
+        if scope.resolved is not None:
+            scope.resolved[self.text] = value
+        return value
 
 
 def _parse_default(text: str) -> Any:

@@ -15,6 +15,7 @@ from sqlmodel import col, select
 
 from engine.errors import InvalidRequest, PermissionDenied
 from engine.governance.keys import Principal
+from engine.governance.usage import cost_of
 from engine.schemas.chat import ChatCompletionRequest
 from engine.schemas.knowledge import KnowledgeBaseSpec, SearchRequest
 from engine.store import ResourceStore
@@ -26,6 +27,19 @@ from engine.workflows.executor import RunResult, WorkflowExecutor
 from engine.workflows.validate import CompiledWorkflow, load_workflow, validate_input
 
 Event = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def completion_cost(report: Any, usage: dict[str, Any] | None) -> float | None:
+    """USD for a completion's usage at the prices of the model that served it (as
+    `Ticket.close` charges it); None (unknown) without usage, or for a model
+    without pricing (both prices 0, the default)."""
+    model = getattr(report, "model", None)
+    pricing = getattr(model, "pricing", None)
+    if not usage or pricing is None or not (pricing.input_cost_per_token
+                                            or pricing.output_cost_per_token):
+        return None
+    return cost_of(pricing, int(usage.get("prompt_tokens") or 0),
+                   int(usage.get("completion_tokens") or 0))
 
 
 class GovernedServices:
@@ -40,14 +54,18 @@ class GovernedServices:
         self.principal = principal
 
     async def chat(self, request: ChatCompletionRequest) -> dict[str, Any]:
-        completion, _report = await self.gateway.complete(request, kind="workflow")
-        return completion
+        """The completion, with `cost` (USD, None when unknown) added."""
+        completion, report = await self.gateway.complete(request, kind="workflow")
+        return {**completion, "cost": completion_cost(report, completion.get("usage"))}
 
     async def chat_stream(self, request: ChatCompletionRequest
                           ) -> AsyncIterator[dict[str, Any]]:
-        """Chunks of a streamed completion (for step_output_delta events)."""
+        """Chunks of a streamed completion (for step_output_delta events); the chunk
+        carrying `usage` also carries `cost` (USD, None when unknown)."""
         stream = await self.gateway.stream(request, kind="workflow")
         async for chunk in stream:
+            if chunk.get("usage"):
+                chunk = {**chunk, "cost": completion_cost(stream.report, chunk["usage"])}
             yield chunk
 
     async def search(self, kb_id: str, request: SearchRequest) -> list[dict[str, Any]]:

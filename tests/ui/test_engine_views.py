@@ -143,7 +143,7 @@ async def test_create_a_workflow_with_inline_errors_then_run_it_streamed(page, c
         await expect(card(page, step)).to_have_attribute("data-state", "ok")
         await expect(node(page, step)).to_have_attribute("data-state", "ok")
     await expect(page.get_by_label("Streamed text of ask")).to_have_text(REPLY)
-    await expect(ask).to_contain_text(re.compile(r"[1-9]\d* tokens"))
+    await expect(ask).to_contain_text(re.compile(r"[1-9]\d* tokens · \$\d"))  # priced model
     output = page.get_by_test_id("run-output")
     await expect(output).to_contain_text('"reply": "Mock reply to: About owls"')
     await expect(output).to_contain_text('"tone": "fancy"')
@@ -152,19 +152,27 @@ async def test_create_a_workflow_with_inline_errors_then_run_it_streamed(page, c
     log = await page.get_by_label("Run events").inner_text()
     assert "run_started" in log and "step_output_delta ask" in log and "run_finished" in log
 
-    # The run in the history, with each step's input, output, timing, tokens and cost.
+    # The run in the history, with its input and each step's input (as recorded, its
+    # references resolved), output, timing, tokens and cost (ui-mock has pricing).
     await page.get_by_role("link", name="Open this run in the history").click()
     await expect(heading(page, RUN_TITLE)).to_be_visible()
+    await expect(page.get_by_label("Run input")).to_contain_text('"topic": "owls"')
+    await expect(page.locator("dl.facts").first).to_contain_text(re.compile(r"Cost\s*\$\d"))
     trace = page.get_by_role("table", name="Step trace")
     ask_row = trace.get_by_role("row").filter(has_text="chat_completion")
     await expect(ask_row).to_contain_text("ask")
     await expect(ask_row.locator('td[data-label="Tokens"]')).to_have_text(re.compile(r"^[1-9]\d*$"))
     await expect(ask_row.locator('td[data-label="Time"]')).to_have_text(
         re.compile(r"\d+(\.\d+)? (ms|s)"))
-    await expect(ask_row.locator('td[data-label="Cost"]')).to_be_visible()
+    await expect(ask_row.locator('td[data-label="Cost"]')).to_have_text(re.compile(r"^\$\d"))
     await ask_row.get_by_role("button", name="Details of step ask").click()
     await expect(page.locator('details[data-step="ask"]')).to_have_attribute("open", "")
-    await expect(page.get_by_label("Input of ask")).to_contain_text('"model_id": "ui-mock"')
+    ask_input = page.get_by_label("Input of ask")
+    await expect(ask_input).to_contain_text('"model": "ui-mock"')
+    await expect(ask_input).to_contain_text(  # the intro step's output, resolved
+        '"content": "About owls [[mock:chunk_delay_ms=250]]"')
+    await expect(page.get_by_label("Input of shape")).to_contain_text(
+        f'"${{step:ask:content}}": "{REPLY}"')
     await expect(page.get_by_label("Output of ask")).to_contain_text(f'"content": "{REPLY}"')
     await expect(page.get_by_role("img", name=re.compile("^Steps of run"))).to_be_visible()
 

@@ -25,6 +25,10 @@ class StepServices(Protocol):
 
 @dataclass(slots=True)
 class StepContext:
+    """Per step run. A runner sets `input` to what it received once its references
+    are resolved (the executor records it, bounded, as the step's `input`), before
+    anything that may fail, so a failed step shows it too."""
+
     scope: Scope
     services: Any
     allow_private_http: bool = False
@@ -32,6 +36,7 @@ class StepContext:
     tokens: int = 0
     cost: float | None = None
     warnings: list[str] = field(default_factory=list)
+    input: Any = None
 
     def add_usage(self, response: dict[str, Any]) -> None:
         usage = response.get("usage") or {}

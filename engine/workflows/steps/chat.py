@@ -1,7 +1,9 @@
 """`chat_completion` step through the injected `StepServices.chat`.
 
 Output: {"content", "json" (parsed structured output, else None), "usage",
-"model", "finish_reason"}.
+"model", "finish_reason"}. Input (recorded): the request as sent, {"model",
+"messages" (rendered), "temperature", "max_tokens", "top_p", "response_format"
+(those set)}.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ def compile_step(step: ChatCompletionStep) -> StepRunner:
             if "content" in message and not isinstance(message["content"], str):
                 message["content"] = "" if message["content"] is None else json.dumps(
                     message["content"], ensure_ascii=False, default=str)
+        ctx.input = {**params, "messages": rendered}
         request = ChatCompletionRequest.model_validate({**params, "messages": rendered})
         streaming = getattr(services, "chat_stream", None)
         if ctx.emit_delta is not None and streaming is not None and not structured:
@@ -91,10 +94,12 @@ async def _streamed(chat_stream: Any, request: ChatCompletionRequest,
     and return it assembled like a non-streamed completion."""
     streamed = request.model_copy(update={"stream": True})
     parts: list[str] = []
-    usage, model, finish_reason = None, None, None
+    usage, model, finish_reason, cost = None, None, None, None
     async for chunk in chat_stream(streamed):
         model = chunk.get("model") or model
         usage = chunk.get("usage") or usage
+        if chunk.get("cost") is not None:  # on the chunk carrying usage
+            cost = chunk["cost"]
         for choice in chunk.get("choices") or ():
             text = (choice.get("delta") or {}).get("content")
             if text:
@@ -102,6 +107,6 @@ async def _streamed(chat_stream: Any, request: ChatCompletionRequest,
                 assert ctx.emit_delta is not None
                 await ctx.emit_delta(text)
             finish_reason = choice.get("finish_reason") or finish_reason
-    return {"object": "streamed", "model": model, "usage": usage,
+    return {"object": "streamed", "model": model, "usage": usage, "cost": cost,
             "choices": [{"message": {"content": "".join(parts)},
                          "finish_reason": finish_reason}]}

@@ -2,7 +2,10 @@
 
 Output: {"matched": index or None, "action": "continue" | "go_to_step" |
 "end_workflow", "target": step name (go_to_step), "max_iterations",
-"output": the rendered end_workflow output}.
+"output": the rendered end_workflow output}. Input (recorded): {"conditions":
+[{"index", "field" (the reference), "field_value" (what it resolved to),
+"operator", "value" (resolved), "matched"}]}: the conditions evaluated, in
+order, up to the first that matched.
 """
 
 from __future__ import annotations
@@ -91,14 +94,20 @@ def _compile_action(action: Any) -> Callable[[StepContext], dict[str, Any]]:
 
 
 def compile_step(step: ConditionalStep) -> StepRunner:
-    compiled = [(compile_value(c.field), OPERATIONS[c.operator], compile_value(c.value),
-                 _compile_action(c.action)) for c in step.conditions]
+    compiled = [(c.field, c.operator, compile_value(c.field), OPERATIONS[c.operator],
+                 compile_value(c.value), _compile_action(c.action)) for c in step.conditions]
     default = _compile_action(step.default_action)
 
     async def run(ctx: StepContext) -> dict[str, Any]:
         scope = ctx.scope
-        for index, (field, operation, value, action) in enumerate(compiled):
-            if operation(field.render(scope), value.render(scope)):
+        evaluated: list[dict[str, Any]] = []
+        ctx.input = {"conditions": evaluated}
+        for index, (text, operator, field, operation, value, action) in enumerate(compiled):
+            left, right = field.render(scope), value.render(scope)
+            matched = operation(left, right)
+            evaluated.append({"index": index, "field": text, "field_value": left,
+                              "operator": operator, "value": right, "matched": matched})
+            if matched:
                 return {"matched": index, **action(ctx)}
         return {"matched": None, **default(ctx)}
 

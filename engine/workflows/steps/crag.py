@@ -15,6 +15,10 @@ document with `score`, `relevance`, `classification`, `reason`), `summary`
 `should_try_web_search` (no correct and no ambiguous document). With
 `refine`, correct documents get `refined_content`: their sentences sharing a
 word with the query.
+
+Input (recorded): what it scored: {"query", "strategy", "correct_threshold",
+"ambiguous_threshold", "model_id" (the judge, unless threshold), "documents"
+(as received, before grading)}.
 """
 
 from __future__ import annotations
@@ -99,9 +103,13 @@ def compile_step(step: CragScoringStep, default_documents: str | None) -> StepRu
         documents = documents_value.render(ctx.scope)
         if documents is None:
             documents = []
+        query = str(query_value.render(ctx.scope) or "")
+        ctx.input = {"query": query, "strategy": strategy, "correct_threshold": correct,
+                     "ambiguous_threshold": ambiguous,
+                     **({"model_id": step.model_id} if strategy != "threshold" else {}),
+                     "documents": documents}
         if not isinstance(documents, list):
             raise InvalidRequest("input_documents must resolve to a list of documents")
-        query = str(query_value.render(ctx.scope) or "")
         graded = []
         for document in documents:
             document = dict(document) if isinstance(document, dict) else {"content": document}

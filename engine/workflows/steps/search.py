@@ -1,7 +1,8 @@
 """`knowledge_base_search` step through the injected `StepServices.search`.
 
 Output: {"documents": [{id, document_id, content, score, metadata,
-chunk_index}], "count": N}, as the search endpoint answers.
+chunk_index}], "count": N}, as the search endpoint answers. Input (recorded):
+{"knowledge_base_id", "query", "top_k", "similarity_threshold", "filter", "hybrid"}.
 """
 
 from __future__ import annotations
@@ -22,8 +23,13 @@ def compile_step(step: KnowledgeBaseSearchStep) -> StepRunner:
 
     async def run(ctx: StepContext) -> dict[str, Any]:
         services = ctx.require_services()
-        request = SearchRequest.model_validate(fields.render(ctx.scope))
-        documents = list(await services.search(str(kb_id.render(ctx.scope)), request))
+        knowledge_base_id = str(kb_id.render(ctx.scope))
+        rendered = fields.render(ctx.scope)
+        ctx.input = {"knowledge_base_id": knowledge_base_id, **rendered}
+        request = SearchRequest.model_validate(rendered)
+        ctx.input = {"knowledge_base_id": knowledge_base_id,
+                     **request.model_dump(mode="json")}
+        documents = list(await services.search(knowledge_base_id, request))
         return {"documents": documents, "count": len(documents)}
 
     return run

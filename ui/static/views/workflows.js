@@ -1,8 +1,9 @@
 // Workflows: list, search, create and edit (a JSON editor whose server validation
 // errors point at the field and step they concern), delete, a read-only graph of the
 // DAG, "Run" with an input form generated from `input_schema` and the run's events
-// streamed live, the run history with each step's input, output, timing, tokens and
-// cost, and the version history.
+// streamed live, the run history with the run's input and each step's recorded input
+// (references resolved; the definition for runs from before inputs were kept), output,
+// timing, tokens and cost, and the version history.
 // Routes: #/workflows (?tab=runs), #/workflows/_new, #/workflows/<id>?tab=graph|edit|run|runs|versions,
 //         #/workflows/<id>/runs/<run_id>
 
@@ -45,6 +46,7 @@ export default function WorkflowsView({ path, query, navigate }) {
   return html`<${WorkflowDetail} id=${path[0]} query=${query} navigate=${navigate} />`;
 }
 
+const hasValue = (value) => value !== null && value !== undefined;
 const runLink = (workflowId, runId) => link('workflows', workflowId, 'runs', runId);
 const tabLink = (id, tab) => `${link('workflows', id)}?tab=${tab}`;
 
@@ -354,7 +356,7 @@ function runReducer(run, action) {
     steps[data.step] = { ...step, delta: (step.delta || '') + (data.delta || '') };
   } else if (event === 'step_finished') {
     steps[data.step] = {
-      ...step, state: data.skipped ? 'skipped' : data.success ? 'ok' : 'failed', output: data.output,
+      ...step, state: data.skipped ? 'skipped' : data.success ? 'ok' : 'failed', input: data.input, output: data.output,
       error: data.error, time: data.execution_time_ms, tokens: data.tokens, cost: data.cost,
       attempts: data.attempts, warnings: data.warnings || [],
     };
@@ -562,6 +564,8 @@ function LiveStep({ name, step }) {
       ${step.delta && html`<p class="delta" aria-label=${`Streamed text of ${name}`}>${step.delta}</p>`}
       ${step.error && html`<p class="field-error">${step.error}</p>`}
       ${(step.warnings || []).map((w) => html`<p class="hint">Warning: ${w}</p>`)}
+      ${done && hasValue(step.input) && html`
+        <${JsonDetails} value=${step.input} summary=${`Input of ${name}`} />`}
       ${done && step.output !== undefined && step.output !== null && html`
         <${JsonDetails} value=${step.output} summary=${`Output of ${name}`} />`}
     </article>`;
@@ -593,9 +597,9 @@ function RunDetail({ workflowId, runId }) {
   const total = Math.max(1, new Date(run.finished_at).getTime() - start);
   const states = {};
   run.steps.forEach((s) => { states[s.name] = s.skipped ? 'skipped' : s.success ? 'ok' : 'failed'; });
-  const tokens = run.steps.reduce((sum, s) => sum + (s.tokens || 0), 0);
-  const costs = run.steps.filter((s) => s.cost !== null && s.cost !== undefined);
-  const cost = costs.length ? costs.reduce((sum, s) => sum + s.cost, 0) : null;
+  const tokens = run.tokens ?? run.steps.reduce((sum, s) => sum + (s.tokens || 0), 0);
+  const costs = run.steps.filter((s) => hasValue(s.cost));
+  const cost = run.cost ?? (costs.length ? costs.reduce((sum, s) => sum + s.cost, 0) : null);
 
   return html`
     <${Page} title=${title} back=${back} subtitle=${`${run.workflow_id} · version ${run.workflow_version}`}>
@@ -611,8 +615,18 @@ function RunDetail({ workflowId, runId }) {
       </dl>
       ${run.error && html`<${Notice} kind="error" title="Error:">${run.error}</${Notice}>`}
       ${(run.warnings || []).map((w) => html`<${Notice} kind="warn">${w}</${Notice}>`)}
-      <h2>Output</h2>
-      <${JsonBlock} value=${run.output} label="Run output" />
+      <div class="grid">
+        <div>
+          <h2>Input</h2>
+          ${hasValue(run.input)
+            ? html`<${JsonBlock} value=${run.input} label="Run input" />`
+            : html`<p class="muted">Not recorded for this run (it ran before inputs were kept).</p>`}
+        </div>
+        <div>
+          <h2>Output</h2>
+          <${JsonBlock} value=${run.output} label="Run output" />
+        </div>
+      </div>
       ${spec && html`<h2>Graph</h2><${DagView} spec=${spec} states=${states} label=${`Steps of run ${run.run_id}`} />`}
       <h2>Steps</h2>
       <${Table} caption="Step trace" rowKey=${(s) => `${s.name}-${s.started_at}`} rows=${run.steps}
@@ -637,10 +651,13 @@ function RunDetail({ workflowId, runId }) {
           <details key=${`${s.name}-${s.started_at}`} id=${`run-step-${index}`} data-step=${s.name} class=${`run-step ${s.skipped ? 'skipped' : s.success ? 'ok' : 'failed'}`}>
             <summary>${s.name} <span class="run-step-meta">${s.type} · ${fmtMs(s.execution_time_ms)} · ${fmtNumber(s.tokens ?? 0)} tokens · ${fmtUsd(s.cost)}</span></summary>
             <h3>Input</h3>
-            ${stepSpec(s.name)
-              ? html`<p class="hint">The step as defined in version ${run.workflow_version}; <code>${'${...}'}</code> references are resolved when it runs.</p>
-                <${JsonBlock} value=${stepInput(stepSpec(s.name))} label=${`Input of ${s.name}`} />`
-              : html`<p class="muted">${definition.loading ? 'Loading…' : 'The definition of this version is no longer stored.'}</p>`}
+            ${hasValue(s.input)
+              ? html`<p class="hint">What the step received, references resolved${s.type === 'http_request' ? ', secrets redacted' : ''}; long values are cut.</p>
+                <${JsonBlock} value=${s.input} label=${`Input of ${s.name}`} />`
+              : stepSpec(s.name)
+                ? html`<p class="hint">Not recorded${s.skipped ? ' (skipped)' : ''}: the step as defined in version ${run.workflow_version}; <code>${'${...}'}</code> references are resolved when it runs.</p>
+                  <${JsonBlock} value=${stepInput(stepSpec(s.name))} label=${`Input of ${s.name}`} />`
+                : html`<p class="muted">${definition.loading ? 'Loading…' : 'Not recorded, and the definition of this version is no longer stored.'}</p>`}
             <h3>Output</h3>
             <${JsonBlock} value=${s.output} label=${`Output of ${s.name}`} />
             ${s.error && html`<p class="field-error">Error: ${s.error}</p>`}
@@ -648,6 +665,8 @@ function RunDetail({ workflowId, runId }) {
             <dl class="facts small-facts">
               <dt>Started</dt><dd>${s.started_at}</dd>
               <dt>Finished</dt><dd>${s.finished_at}</dd>
+              <dt>Tokens</dt><dd>${fmtNumber(s.tokens ?? 0)}</dd>
+              <dt>Cost</dt><dd>${fmtUsd(s.cost)}</dd>
             </dl>
           </details>`)}
       </div>
@@ -663,7 +682,8 @@ function openStep(index) {
   details.querySelector('summary')?.focus();
 }
 
-/** A step definition without its bookkeeping fields: what it reads and sends. */
+/** A step definition without its bookkeeping fields: what it reads and sends (shown
+ * for a step whose input was not recorded, as in runs from before inputs were kept). */
 function stepInput(step) {
   const skip = new Set(['name', 'type', 'description', 'depends_on', 'on_error', 'retry', 'timeout_ms', 'fallback_value']);
   return Object.fromEntries(Object.entries(step).filter(([k, v]) => !skip.has(k) && v !== null));

@@ -98,6 +98,22 @@ async def measure(url: str, operations: int, submitters: int) -> dict[str, float
             "enqueue_rate": operations / enqueued, "throughput": operations / finished}
 
 
+async def enqueue_only(url: str, operations: int) -> dict[str, float]:
+    """Submission latency with nothing executing (no worker): the API's own cost."""
+    body = {"model": "m1", "messages": [{"role": "user", "content": "queued"}]}
+    latencies: list[float] = []
+    async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=60) as http:
+        for n in range(operations + 20):
+            started = time.perf_counter()
+            response = await http.post("/v1/chat/completions?async=true", json=body)
+            if n >= 20:  # the first ones warm up
+                latencies.append(time.perf_counter() - started)
+            response.raise_for_status()
+    latencies.sort()
+    return {"p50": statistics.median(latencies) * 1000,
+            "p99": latencies[int(len(latencies) * 0.99) - 1] * 1000}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--operations", type=int, default=400)
@@ -122,6 +138,10 @@ def main() -> None:
                     asyncio.run(measure(api, 20, args.submitters))  # warm up
                     results[mode] = asyncio.run(
                         measure(api, args.operations, args.submitters))
+            url = asyncio.run(postgres.create_database())
+            with deployment("distributed", url, mock.url, 0, args.concurrency,
+                            Path(tmp)) as api:
+                idle = asyncio.run(enqueue_only(api, args.operations))
     finally:
         mock.stop_in_thread()
 
@@ -135,6 +155,8 @@ def main() -> None:
                        ("throughput", "completed per second")):
         embedded, distributed = results["embedded"][key], results["distributed"][key]
         print(f"{label:<28}{embedded:>12.1f}{distributed:>14.1f}{distributed / embedded:>8.2f}")
+    print(f"enqueue alone (distributed API, no worker running), 1 client: "
+          f"p50 {idle['p50']:.1f} ms, p99 {idle['p99']:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 // A view is one file in views/ whose default export is a component taking
 // {path, query, navigate, route}, plus one line in ROUTES below.
 
-import { Component, html, render, useEffect, useState } from './vendor/preact-htm.js';
+import {
+  Component, html, render, useEffect, useRef, useState,
+} from './vendor/preact-htm.js';
 import { api, clearKey, getKey, setKey } from './lib/api.js';
 import { Loading, Notice, Page, Toasts, uid } from './lib/ui.js';
 
@@ -72,12 +74,31 @@ const modules = new Map();
 
 function loadView(route) {
   if (!modules.has(route.name)) {
-    modules.set(route.name, import(route.module).then((module) => {
+    const loading = import(route.module).then((module) => {
       if (typeof module.default !== 'function') throw new Error(`${route.module} has no default export`);
       return module.default;
-    }));
+    });
+    // A failed load is not kept: the server may have been down for a moment.
+    loading.catch(() => modules.delete(route.name));
+    modules.set(route.name, loading);
   }
   return modules.get(route.name);
+}
+
+/** "the audit log view", "the API keys view": a route's label inside a sentence. */
+function viewName(route) {
+  const { label } = route;
+  return /^.[A-Z]/.test(label) ? label : label[0].toLowerCase() + label.slice(1);
+}
+
+/** Whether the server answers at all (a view that failed to load: left out, or offline?). */
+async function serverAnswers(route) {
+  try {
+    await fetch(new URL(route.module, import.meta.url), { method: 'HEAD', cache: 'no-store' });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 class ErrorBoundary extends Component {
@@ -94,15 +115,19 @@ class ErrorBoundary extends Component {
 
 function ViewHost({ route, location }) {
   const [loaded, setLoaded] = useState({ name: null });
+  const [attempt, setAttempt] = useState(0);
   useEffect(() => {
     if (!route) return undefined;
     let live = true;
     loadView(route).then(
       (View) => live && setLoaded({ name: route.name, View }),
-      (error) => live && setLoaded({ name: route.name, error }),
+      async (error) => {
+        const offline = !(await serverAnswers(route));
+        if (live) setLoaded({ name: route.name, error, offline });
+      },
     );
     return () => { live = false; };
-  }, [route?.name]);
+  }, [route?.name, attempt]);
 
   if (!route) {
     return html`<${Page} title="Page not found">
@@ -111,15 +136,25 @@ function ViewHost({ route, location }) {
     </${Page}>`;
   }
   if (loaded.name !== route.name) return html`<${Loading} />`;
+  if (loaded.error && loaded.offline) {
+    return html`<${Page} title=${route.label}>
+      <${Notice} kind="error">Could not reach the server to load the ${viewName(route)} view.${' '}
+        <button type="button" class="link" onClick=${() => { setLoaded({ name: null }); setAttempt((n) => n + 1); }}>
+          Try again</button></${Notice}>
+    </${Page}>`;
+  }
   if (loaded.error) {
     return html`<${Page} title=${route.label}>
-      <${Notice} kind="warn">The ${route.label.toLowerCase()} view is not available in this build.</${Notice}>
+      <${Notice} kind="warn">The ${viewName(route)} view is not available in this build.</${Notice}>
       <p class="muted">Its module (<code>${route.module}</code>) could not be loaded:
         ${loaded.error.message}</p>
     </${Page}>`;
   }
   const { View } = loaded;
-  return html`<${ErrorBoundary} key=${route.name}>
+  // Keyed by the path too: another resource (#/prompts/a -> #/prompts/b) is a new view,
+  // with none of the last one's state (forms, tabs, a crash); the query (tabs, filters)
+  // is not part of the key.
+  return html`<${ErrorBoundary} key=${JSON.stringify([route.name, ...location.path])}>
     <${View} path=${location.path} query=${location.query} navigate=${navigate} route=${route} />
   </${ErrorBoundary}>`;
 }
@@ -179,14 +214,30 @@ function SignIn({ onSignedIn, notice }) {
 
 function Sidebar({ current, onSignOut }) {
   const [open, setOpen] = useState(false);
+  const toggle = useRef();
   const groups = [...new Set(ROUTES.map((r) => r.group))];
+  useEffect(() => { // any navigation closes the narrow menu (a link, Back, a link in the page)
+    const close = () => setOpen(false);
+    window.addEventListener('hashchange', close);
+    window.addEventListener('headrace:navigate', close);
+    return () => {
+      window.removeEventListener('hashchange', close);
+      window.removeEventListener('headrace:navigate', close);
+    };
+  }, []);
+  function onKeyDown(event) {
+    if (event.key !== 'Escape' || !open) return;
+    event.preventDefault();
+    setOpen(false);
+    toggle.current?.focus();
+  }
   return html`
-    <nav class=${`sidebar ${open ? 'open' : ''}`} aria-label="Main">
+    <nav class=${`sidebar ${open ? 'open' : ''}`} aria-label="Main" onKeyDown=${onKeyDown}>
       <div class="brand-row">
         <a class="brand" href=${`#/${DEFAULT_ROUTE}`}>
           <img src="favicon.svg" alt="" width="22" height="22" /> Headrace
         </a>
-        <button type="button" class="menu-toggle" aria-expanded=${open ? 'true' : 'false'}
+        <button type="button" class="menu-toggle" ref=${toggle} aria-expanded=${open ? 'true' : 'false'}
           aria-controls="nav-links" onClick=${() => setOpen(!open)}>Menu</button>
       </div>
       <div id="nav-links" class="nav-links" onClick=${(e) => e.target.closest('a') && setOpen(false)}>

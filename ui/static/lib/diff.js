@@ -33,11 +33,12 @@ export function diffLines(before, after) {
       out.push({ op: ' ', line: x[i] });
       i++;
       j++;
-    } else if (j < y.length && (i === x.length
-               || table[i * width + j + 1] >= table[(i + 1) * width + j])) {
-      out.push({ op: '+', line: y[j++] });
-    } else {
+    } else if (i < x.length && (j === y.length
+               || table[(i + 1) * width + j] >= table[i * width + j + 1])) {
+      // At a change, what goes comes before what replaces it (as in `diff -u`).
       out.push({ op: '-', line: x[i++] });
+    } else {
+      out.push({ op: '+', line: y[j++] });
     }
   }
   return out.concat(a.slice(a.length - tail).map((line) => ({ op: ' ', line })));

@@ -19,6 +19,12 @@ const FormContext = createContext(null);
 let counter = 0;
 export const uid = (prefix = 'f') => `${prefix}-${++counter}`;
 
+// A saved form is often replaced by a fresh one (keyed by the new version, once the
+// resource is read again), which drops the focus on the page's body. The new form's
+// submit button takes it back, so the keyboard stays where it was.
+const HANDOVER_MS = 10_000;
+let handover = null; // {label, until}
+
 /** A client-side validation error for one field, shown like the server's. */
 export class FieldError extends Error {
   constructor(param, message) {
@@ -56,6 +62,14 @@ export function Form({
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
   const names = useRef(new Set());
+  const submitButton = useRef();
+  useEffect(() => {
+    if (!handover || handover.label !== submitLabel) return;
+    const { until } = handover;
+    handover = null;
+    const lost = !document.activeElement || document.activeElement === document.body;
+    if (lost && Date.now() < until) submitButton.current?.focus();
+  }, []);
   const claimed = useMemo(() => (error ? claim(error.param, names.current) : null), [error]);
 
   async function submit(event) {
@@ -65,6 +79,7 @@ export function Form({
     setError(null);
     try {
       await onSubmit(form.values);
+      handover = { label: submitLabel, until: Date.now() + HANDOVER_MS };
     } catch (caught) {
       if (caught?.name !== 'AbortError') setError(caught);
     } finally {
@@ -80,7 +95,7 @@ export function Form({
         ${error && !claimed && html`
           <p class="form-error" role="alert">${error.message}</p>`}
         <div class="form-actions">
-          <button type="submit" class="primary" disabled=${busy}>
+          <button type="submit" class="primary" disabled=${busy} ref=${submitButton}>
             ${busy ? 'Saving…' : submitLabel}
           </button>
           ${extraActions}

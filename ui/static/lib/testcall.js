@@ -11,8 +11,7 @@ const PROMPT = 'Say hello in five words.';
 export function TestCallButton({ target, type = 'chat', label = 'Test call' }) {
   const [open, setOpen] = useState(false);
   return html`
-    <button type="button" onClick=${() => setOpen(true)}
-      aria-label=${label === 'Test call' ? `Test call to ${target}` : undefined}>${label}</button>
+    <button type="button" onClick=${() => setOpen(true)} aria-label=${`Test call to ${target}`}>${label}</button>
     ${open && html`
       <${Modal} title=${`Test call: ${target}`} onClose=${() => setOpen(false)}>
         <${TestCall} target=${target} type=${type} />

@@ -14,22 +14,36 @@ export function link(name, ...path) {
   return `#/${[name, ...path.map((part) => encodeURIComponent(part))].join('/')}`;
 }
 
-/** Load data: `const {data, error, loading, reload} = useAsync((signal) => api(...), [deps])`. */
-export function useAsync(load, deps = []) {
-  const [state, setState] = useState({ data: undefined, error: null, loading: true });
+const sameDeps = (a, b) => a !== null && a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
+
+/**
+ * Load data: `const {data, error, loading, reload} = useAsync((signal) => api(...), [deps])`.
+ *
+ * When `deps` change (another resource: `#/prompts/a` -> `#/prompts/b`), what was loaded
+ * for the old ones is not returned, not even for one render: `data` is undefined and
+ * `loading` true until the new answer arrives, so a view never shows (or builds a form
+ * from) the previous resource. `reload()` keeps the data while it loads again. Pass
+ * `{keep: true}` when the deps only refresh or page the same thing (a polling tick, an
+ * offset) and the old data may stay on screen meanwhile.
+ */
+export function useAsync(load, deps = [], { keep = false } = {}) {
+  const [state, setState] = useState({ data: undefined, error: null, loading: true, deps: null });
   const [tick, setTick] = useState(0);
   useEffect(() => {
     const controller = new AbortController();
     setState((old) => ({ ...old, loading: true, error: null }));
     load(controller.signal).then(
-      (data) => !controller.signal.aborted && setState({ data, error: null, loading: false }),
+      (data) => !controller.signal.aborted && setState({ data, error: null, loading: false, deps }),
       (error) => !controller.signal.aborted && error?.name !== 'AbortError'
-        && setState({ data: undefined, error, loading: false }),
+        && setState({ data: undefined, error, loading: false, deps }),
     );
     return () => controller.abort();
   }, [...deps, tick]);
   const reload = useCallback(() => setTick((n) => n + 1), []);
-  return { ...state, reload };
+  if (!keep && !sameDeps(state.deps, deps)) {
+    return { data: undefined, error: null, loading: true, reload };
+  }
+  return { data: state.data, error: state.error, loading: state.loading, reload };
 }
 
 /** A view's frame: the heading (focused after navigation), actions and content. */
@@ -39,8 +53,10 @@ export function Page({ title, subtitle, actions, back, children }) {
     document.title = `${title} · Headrace`;
   }, [title]);
   useEffect(() => {
+    // After a link of the sidebar (or none) was used; not when the keyboard is on the
+    // menu button while the view loads.
     const active = document.activeElement;
-    if (!active || active === document.body || active.closest('nav')) {
+    if (!active || active === document.body || (active.matches('a') && active.closest('nav'))) {
       heading.current?.focus({ preventScroll: true });
     }
   }, []);

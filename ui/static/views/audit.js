@@ -49,7 +49,7 @@ export default function AuditView({ query, navigate }) {
   const key = JSON.stringify(filters);
   const { data, error, loading, reload } = useAsync((signal) => api('GET', '/admin/audit-logs', {
     query: { ...filters, limit: PAGE, offset }, signal,
-  }), [key, offset]);
+  }), [key, offset], { keep: true });
   const keys = useAsync((signal) => fetchAll('/admin/api-keys', { signal })).data ?? [];
   const keyName = useMemo(() => new Map(keys.map((k) => [k.id, k.name])), [keys]);
   const [text, setText] = useState('');

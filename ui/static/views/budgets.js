@@ -54,7 +54,7 @@ function BudgetList({ navigate }) {
         <${SearchBox} value=${query} onInput=${setQuery} label="Search budgets" placeholder="Search by id, key or team" />
       </div>
       <${ErrorNotice} error=${error} retry=${reload} />
-      ${loading && !data ? html`<${Loading} />` : html`
+      ${loading && !data ? html`<${Loading} />` : data && html`
         <${Table} caption="Budgets" rows=${page.rows} empty=${query ? 'No budget matches.' : 'No budgets yet.'}
           columns=${[
             { key: 'id', label: 'Id', render: (b) => html`<a href=${link('budgets', b.id)}>${b.name || b.id}</a>` },
@@ -79,7 +79,7 @@ function BudgetList({ navigate }) {
 function BudgetDetail({ id, navigate }) {
   const path = `/admin/budgets/${encodeURIComponent(id)}`;
   const { data: budget, error, loading, reload } = useAsync((signal) => api('GET', path, { signal }), [id]);
-  const status = useAsync((signal) => statusOf(id, signal), [id, budget?.version]);
+  const status = useAsync((signal) => statusOf(id, signal), [id, budget?.version], { keep: true });
   const back = { href: link('budgets'), label: 'Budgets' };
   if (loading && !budget) return html`<${Page} title=${id} back=${back}><${Loading} /></${Page}>`;
   if (error) return html`<${Page} title=${id} back=${back}><${ErrorNotice} error=${error} retry=${reload} /></${Page}>`;

@@ -41,7 +41,7 @@ function ChainList({ navigate }) {
           placeholder="Search by id, name, alias or model" />
       </div>
       <${ErrorNotice} error=${error} retry=${reload} />
-      ${loading && !data ? html`<${Loading} />` : html`
+      ${loading && !data ? html`<${Loading} />` : data && html`
         <${Table} caption="Chains" rows=${page.rows}
           empty=${query ? 'No chain matches.' : 'No chains yet.'}
           columns=${[
@@ -92,7 +92,7 @@ function ChainDetail({ id, navigate }) {
       <div role="tabpanel" aria-labelledby=${`tab-${tab}`}>
         ${tab === 'health' && html`<${ChainHealth} chain=${chain} />`}
         ${tab === 'edit' && html`
-          <div class="panel"><${ChainForm} chain=${chain} onSaved=${() => { toast('Saved'); reload(); }} /></div>`}
+          <div class="panel"><${ChainForm} key=${chain.version} chain=${chain} onSaved=${() => { toast('Saved'); reload(); }} /></div>`}
         ${tab === 'history' && html`
           <${VersionHistory} key=${chain.version} path=${path}
             onRestore=${async (spec) => { await api('PUT', path, { body: spec }); reload(); }} />`}
@@ -115,7 +115,7 @@ function ChainHealth({ chain }) {
         return { step, modelId, healthError };
       }
     }));
-  }, [chain.version]);
+  }, [chain.version], { keep: true });
   if (loading && !data) return html`<${Loading} />`;
   if (error) return html`<${ErrorNotice} error=${error} retry=${reload} />`;
   return html`

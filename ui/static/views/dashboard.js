@@ -104,14 +104,14 @@ function Top({ title, report, linkTo, names = false }) {
     <div>
       <h2>${title}</h2>
       <${ErrorNotice} error=${report.error} retry=${report.reload} />
-      <${Table} caption=${title} rows=${rows} rowKey=${(r) => r.key ?? '__none'} empty="No traffic in this period."
+      ${report.loading && !report.data ? html`<${Loading} />` : report.data && html`<${Table} caption=${title} rows=${rows} rowKey=${(r) => r.key ?? '__none'} empty="No traffic in this period."
         columns=${[
           { key: 'key', label: linkTo === 'keys' ? 'Key' : 'Model', render: (r) => (r.key === null ? '(none)'
             : html`<a href=${link(linkTo, r.key)}>${nameOf.get(r.key) ?? r.key}</a>`) },
           { key: 'requests', label: 'Requests', numeric: true, render: (r) => fmtNumber(r.requests) },
           { key: 'errors', label: 'Errors', numeric: true, render: (r) => fmtNumber(r.errors) },
           { key: 'cost_usd', label: 'Cost', numeric: true, render: (r) => fmtUsd(r.cost_usd) },
-        ]} />
+        ]} />`}
     </div>`;
 }
 
@@ -145,7 +145,9 @@ function Health() {
       ${ready.data && !ready.data.proxied && problems.length === 0 && html`<p>Ready: ${Object.entries(checks).map(([name, c]) => `${name} ${c.status}`).join(', ')}.</p>`}
       ${circuits.loading && !circuits.data && html`<${Loading} label="Checking circuit breakers…" />`}
       <${ErrorNotice} error=${circuits.error} retry=${circuits.reload} />
-      ${circuits.data && (circuits.data.open.length === 0
+      ${circuits.data && (circuits.data.checked === 0
+        ? html`<p class="muted">No circuit breakers yet: they come with the first model.</p>`
+        : circuits.data.open.length === 0
         ? html`<p>All ${circuits.data.checked} circuit breakers are closed.</p>`
         : html`
           <${Notice} kind="error" title="Open circuit breakers:">requests to these deployments fail fast or fall back.</${Notice}>

@@ -59,7 +59,7 @@ function KeyList({ query: params, navigate }) {
           </select></div>
       </div>
       <${ErrorNotice} error=${error} retry=${reload} />
-      ${loading && !data ? html`<${Loading} />` : html`
+      ${loading && !data ? html`<${Loading} />` : data && html`
         <${Table} caption="API keys" rows=${page.rows} empty=${query || status || team ? 'No key matches.' : 'No keys yet.'}
           columns=${[
             { key: 'name', label: 'Name', render: (k) => html`<a href=${link('keys', k.id)}>${k.name}</a>${

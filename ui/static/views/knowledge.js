@@ -69,7 +69,7 @@ function KnowledgeList({ navigate }) {
           placeholder="Search by id, name, backend or embedding model" />
       </div>
       <${ErrorNotice} error=${error} retry=${reload} />
-      ${loading && !data ? html`<${Loading} />` : html`
+      ${loading && !data ? html`<${Loading} />` : data && html`
         <${Table} caption="Knowledge bases" rows=${page.rows}
           empty=${query ? 'No knowledge base matches.' : 'No knowledge bases yet.'}
           columns=${[
@@ -236,7 +236,7 @@ function Documents({ kb, onChanged, onView }) {
   const [tick, setTick] = useState(0);
   const { data, error, loading, reload } = useAsync((signal) => api('GET', `${kbPath(kb.id)}/documents`, {
     query: { limit: DOCS_PAGE, offset }, signal,
-  }), [kb.id, offset, tick]);
+  }), [kb.id, offset, tick], { keep: true });
   const changed = () => { setTick((n) => n + 1); onChanged(); };
 
   async function remove(doc) {

@@ -43,9 +43,9 @@ function ModelList({ navigate }) {
           placeholder="Search by id, name, provider or alias" />
       </div>
       <${ErrorNotice} error=${error} retry=${reload} />
-      ${loading && !data ? html`<${Loading} />` : html`
+      ${loading && !data ? html`<${Loading} />` : data && html`
         <${Table} caption="Models" rows=${page.rows}
-          empty=${query ? 'No model matches.' : 'No models yet. Create one, or run `headrace seed`.'}
+          empty=${query ? 'No model matches.' : html`No models yet. Create one, or run <code>headrace seed</code>.`}
           columns=${[
             { key: 'id', label: 'Id', render: (m) => html`<a href=${link('models', m.id)}>${m.id}</a>` },
             { key: 'name', label: 'Name' },
@@ -97,7 +97,7 @@ function ModelDetail({ id, navigate }) {
       <div role="tabpanel" aria-labelledby=${`tab-${tab}`}>
         ${tab === 'health' && html`<${ModelHealth} path=${path} />`}
         ${tab === 'edit' && html`
-          <div class="panel"><${ModelForm} model=${model} onSaved=${() => { toast('Saved'); reload(); }} /></div>`}
+          <div class="panel"><${ModelForm} key=${model.version} model=${model} onSaved=${() => { toast('Saved'); reload(); }} /></div>`}
         ${tab === 'history' && html`
           <${VersionHistory} key=${model.version} path=${path}
             onRestore=${async (spec) => { await api('PUT', path, { body: spec }); reload(); }} />`}
@@ -150,7 +150,8 @@ function initialValues(m) {
 
 function toBody(v, creating) {
   const int = (name) => num(v, name, { integer: true });
-  const price = (name) => (num(v, name) ?? 0) / PER_MILLION;
+  // 0.8 / 1e6 is 8.000000000000001e-7: rounded, a price saved unchanged stays the same.
+  const price = (name) => Number(((num(v, name) ?? 0) / PER_MILLION).toPrecision(12));
   const body = {
     name: text(v, 'name'), description: text(v, 'description'), type: v.type,
     provider: v.provider, model: text(v, 'model'), base_url: text(v, 'base_url'),

@@ -40,7 +40,7 @@ export default function OperationsView({ query, navigate }) {
     navigate(`#/operations${next.toString() ? `?${next}` : ''}`, { replace: true });
   };
 
-  const queue = useAsync((signal) => api('GET', '/admin/operations/queue', { signal }), [tick]);
+  const queue = useAsync((signal) => api('GET', '/admin/operations/queue', { signal }), [tick], { keep: true });
   const busy = queue.data ? queue.data.operations.pending + queue.data.operations.running > 0 : false;
   useEffect(() => {
     if (!auto || !busy) return undefined;
@@ -130,7 +130,7 @@ function OperationList({ status, type, tick, selected, onSelect, onCancel }) {
   const after = cursors[cursors.length - 1];
   const { data, error, loading, reload } = useAsync((signal) => api('GET', '/v1/operations', {
     query: { status, type, limit: PAGE, after }, signal,
-  }), [after, tick]);
+  }), [after, tick], { keep: true });
   const rows = data?.data ?? [];
   const page = cursors.length;
   const selectLink = (id) => {
@@ -142,7 +142,7 @@ function OperationList({ status, type, tick, selected, onSelect, onCancel }) {
   return html`
     <div>
       <${ErrorNotice} error=${error} retry=${reload} />
-      ${loading && !data ? html`<${Loading} />` : html`
+      ${loading && !data ? html`<${Loading} />` : data && html`
         <${Table} caption="Operations" rowKey="operation_id" rows=${rows}
           rowClass=${(op) => (op.operation_id === selected ? 'selected' : undefined)}
           empty=${status || type ? 'No operation matches.' : 'No operations yet. Send a request with ?async=true.'}
@@ -193,7 +193,7 @@ function CancelButton({ op, onCancel }) {
 
 function OperationDetail({ id, tick, onClose, onCancel }) {
   const { data: op, error, loading, reload } = useAsync(
-    (signal) => api('GET', `/v1/operations/${encodeURIComponent(id)}`, { signal }), [id, tick]);
+    (signal) => api('GET', `/v1/operations/${encodeURIComponent(id)}`, { signal }), [id, tick], { keep: true });
   return html`
     <section class="panel" aria-label="Operation detail" data-testid="operation-detail">
       <div class="page-head">

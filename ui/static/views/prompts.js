@@ -40,7 +40,7 @@ function PromptList() {
           placeholder="Search by id, name, tag or text" />
       </div>
       <${ErrorNotice} error=${error} retry=${reload} />
-      ${loading && !data ? html`<${Loading} />` : html`
+      ${loading && !data ? html`<${Loading} />` : data && html`
         <${Table} caption="Prompts" rows=${page.rows} empty=${query ? 'No prompt matches.' : 'No prompts yet.'}
           columns=${[
             { key: 'id', label: 'Id', render: (p) => html`<a href=${link('prompts', p.id)}>${p.id}</a>` },

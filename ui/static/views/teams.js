@@ -41,7 +41,7 @@ function TeamList({ navigate }) {
         <${SearchBox} value=${query} onInput=${setQuery} label="Search teams" placeholder="Search teams" />
       </div>
       <${ErrorNotice} error=${error} retry=${reload} />
-      ${loading && !data ? html`<${Loading} />` : html`
+      ${loading && !data ? html`<${Loading} />` : data && html`
         <${Table} caption="Teams" rows=${page.rows} empty=${query ? 'No team matches.' : 'No teams yet.'}
           columns=${[
             { key: 'id', label: 'Id', render: (t) => html`<a href=${link('teams', t.id)}>${t.id}</a>` },

@@ -77,9 +77,9 @@ function WorkflowList({ query: params, navigate }) {
               placeholder="Search by id, name, description or step" />
           </div>
           <${ErrorNotice} error=${error} retry=${reload} />
-          ${loading && !data ? html`<${Loading} />` : html`
+          ${loading && !data ? html`<${Loading} />` : data && html`
             <${Table} caption="Workflows" rows=${page.rows}
-              empty=${query ? 'No workflow matches.' : 'No workflows yet. Create one, or run `headrace seed`.'}
+              empty=${query ? 'No workflow matches.' : html`No workflows yet. Create one, or run <code>headrace seed</code>.`}
               columns=${[
                 { key: 'id', label: 'Id', render: (w) => html`<a href=${link('workflows', w.id)}>${w.id}</a>` },
                 { key: 'name', label: 'Name' },
@@ -104,7 +104,7 @@ function RunsTable({ workflowId }) {
   const [offset, setOffset] = useState(0);
   const { data, error, loading, reload } = useAsync((signal) => api('GET', '/admin/workflow-runs', {
     query: { workflow_id: workflowId, limit: RUNS_PAGE, offset }, signal,
-  }), [workflowId, offset]);
+  }), [workflowId, offset], { keep: true });
   return html`
     <div class="toolbar">
       <span class="muted">${data ? `${fmtNumber(data.total)} runs` : ''}</span>

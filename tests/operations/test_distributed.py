@@ -138,9 +138,9 @@ async def test_a_definite_failure_is_not_retried(pg_store: OperationStore):
                             "param": "input", "code": None}
 
 
-async def test_cancel_pending_and_running_reaches_the_worker(pg_store: OperationStore):
-    started = asyncio.Event()
-    interrupted = asyncio.Event()
+def slow_handler() -> tuple[asyncio.Event, asyncio.Event, object]:
+    """A handler that runs until cancelled, and events for its start and its end."""
+    started, interrupted = asyncio.Event(), asyncio.Event()
 
     async def slow(row, progress):
         started.set()
@@ -150,6 +150,12 @@ async def test_cancel_pending_and_running_reaches_the_worker(pg_store: Operation
             interrupted.set()
             raise
         return {}
+
+    return started, interrupted, slow
+
+
+async def test_cancel_pending_and_running_reaches_the_worker(pg_store: OperationStore):
+    started, interrupted, slow = slow_handler()
 
     async with distributed(pg_store, {"workflow": slow}, work=False) as api:
         pending = await api.submit("workflow", {})
@@ -256,17 +262,7 @@ async def test_the_queue_lives_in_the_operations_queue(pg_store: OperationStore)
 
 
 async def test_a_superseded_attempt_stops_and_cannot_finish(pg_store: OperationStore):
-    started = asyncio.Event()
-    stopped = asyncio.Event()
-
-    async def slow(row, progress):
-        started.set()
-        try:
-            await asyncio.sleep(60)
-        except asyncio.CancelledError:
-            stopped.set()
-            raise
-        return {}
+    started, stopped, slow = slow_handler()
 
     async with distributed(pg_store, {"workflow": slow}) as ops:
         row = await ops.submit("workflow", {})

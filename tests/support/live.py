@@ -66,13 +66,18 @@ def live_server(
         _wait_healthy(server, timeout)
         yield server
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process)
+
+
+def stop(process: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGTERM (a clean shutdown), then SIGKILL if it takes longer than `timeout`."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _wait_healthy(server: LiveServer, timeout: float) -> None:
@@ -104,10 +109,4 @@ def worker_process(data_dir: Path, env: dict[str, str], *, name: str = "worker",
     try:
         yield LiveServer(url="", process=process, log_path=log_path)
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process)
